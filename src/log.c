@@ -1,0 +1,60 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *log_ident = "telecentred";
+static int log_max = LOG_INFO;
+static int log_tty = -1;   /* -1: not yet known */
+
+void log_init(const char *ident, int max_priority)
+{
+    if (ident)
+        log_ident = ident;
+    log_max = max_priority;
+    log_tty = isatty(STDERR_FILENO);
+}
+
+void log_set_max_priority(int max_priority)
+{
+    log_max = max_priority;
+}
+
+static const char *priority_word(int priority)
+{
+    static const char *const words[] = {"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"};
+    return words[priority & 7];
+}
+
+void log_msg(int priority, const char *fmt, ...)
+{
+    int saved_errno = errno;   /* so callers can log with %m after a failure */
+    if ((priority & 7) > log_max)
+        return;
+    if (log_tty < 0)
+        log_tty = isatty(STDERR_FILENO);
+
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    errno = saved_errno;
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+
+    /* One write per line so lines from concurrent writers do not interleave. On a terminal a
+     * readable word; otherwise the "<N>" prefix journald understands (SyslogLevelPrefix=yes). */
+    char out[1152];
+    int n;
+    if (log_tty)
+        n = snprintf(out, sizeof out, "%s: %s: %s\n", log_ident, priority_word(priority), line);
+    else
+        n = snprintf(out, sizeof out, "<%d>%s\n", priority & 7, line);
+    if (n > (int)sizeof out - 1)
+        n = (int)sizeof out - 1;
+    ssize_t w = write(STDERR_FILENO, out, (size_t)n);
+    (void)w;
+    errno = saved_errno;
+}

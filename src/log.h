@@ -1,0 +1,15 @@
+/* Logging for the top layer only: library modules return negative errno and never log.
+ * Lines go to stderr. Under systemd (stderr not a tty) each line starts with a syslog priority
+ * prefix "<N>" that journald files correctly; on a terminal the prefix is a readable word. */
+#pragma once
+#include <syslog.h>
+
+void log_init(const char *ident, int max_priority);  /* LOG_INFO by default; LOG_DEBUG for -v */
+void log_set_max_priority(int max_priority);
+void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
