@@ -1,0 +1,35 @@
+/* One tap, end to end: gathers the facts from the store, asks the policy, and (when applying) records
+ * the decision and its effects (access-log row, check-in, walk-in booking, presence) in one transaction.
+ * telecentred applies; `telecentrectl check` only looks. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "store.h"
+
+/* Called once the decision is known and its log row written, before the transaction's commit (and its
+ * fsync): the door acts at once, durability follows. Also called when recording failed (the database is
+ * full or broken): the door must still be decided. */
+typedef void (*access_decided_cb)(const struct decision *d, const struct access_record *rec, void *userdata);
+
+struct access_request {
+    const char *uid;              /* normalised badge UID */
+    const char *door;             /* "" when none (CLI check without --door) */
+    const char *reader;           /* "" when none */
+    enum direction direction;
+    int64_t now;
+    bool has_exit_reader;         /* presence ends at an exit tap rather than at the booking's end */
+    access_decided_cb on_decided; /* optional, with apply */
+    void *userdata;
+};
+
+/* Decides. With apply, also records everything in one transaction and fills rec (with its seq).
+ * Returns 0, or a negative errno: if the facts could not be read there is no decision (d->result is
+ * ACCESS_DENIED and on_decided is not called: deny and report the fault); if only recording failed,
+ * d holds the decision and on_decided was called with it. */
+int access_decide(struct store *st, const struct policy_config *pc, const struct access_request *req,
+                  bool apply, struct decision *d, struct access_record *rec);
+
+/* Periodic housekeeping: releases no-show bookings. Returns the number released or -errno. */
+int access_sweep(struct store *st, const struct policy_config *pc, int64_t now);
