@@ -137,6 +137,7 @@ enum stmt_id {
     S_RESOURCE_LIST,
     S_DESK_LIST,
     S_DATA_VERSION,
+    S_RESOURCE_PREV_END,
 
     S_RESOURCE_PREV,        /* confirmed booking of a resource with the greatest start <= t */
     S_RESOURCE_NEXT,        /* confirmed booking of a resource with the smallest start >= t */
@@ -208,9 +209,11 @@ static const char *const stmt_sql[S_COUNT] = {
      * started by now (confirmed bookings of one resource never overlap, so only it can cover now), and,
      * only for a desk free now, the start of its next booking. */
     [S_DATA_VERSION] = "PRAGMA data_version",
-    [S_DESK_LIST] = "SELECT r.id, (SELECT b.end_at FROM bookings b WHERE b.resource_id=r.id"
-                    " AND b.status='confirmed' AND b.start_at<=?1 ORDER BY b.start_at DESC LIMIT 1) AS cur_end"
-                    " FROM resources r WHERE r.kind='desk' ORDER BY r.id",
+    [S_DESK_LIST] = "SELECT id FROM resources WHERE kind='desk' ORDER BY id",
+    /* The end of the latest confirmed booking of a resource that started by ?2: confirmed bookings of
+     * one resource never overlap, so only it can cover ?2 (one seek on the covering index). */
+    [S_RESOURCE_PREV_END] = "SELECT end_at FROM bookings WHERE resource_id=?1 AND status='confirmed'"
+                            " AND start_at<=?2 ORDER BY start_at DESC LIMIT 1",
 
     [S_RESOURCE_PREV] = "SELECT " BOOKING_COLS " FROM bookings"
                         " WHERE resource_id=?1 AND status='confirmed' AND start_at<=?2"
@@ -254,8 +257,12 @@ static const char *const stmt_sql[S_COUNT] = {
 
     [S_ACCESS_ADD] = "INSERT INTO access_log(at, door, reader, direction, result, reason, member_id,"
                      " booking_id, badge_uid) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-    [S_DENIALS_BADGE] = "SELECT count(*) FROM access_log WHERE result='denied' AND badge_uid=?1 AND at>=?2",
-    [S_DENIALS_READER] = "SELECT count(*) FROM access_log WHERE result='denied' AND reader=?1 AND at>=?2",
+    /* Counted up to a limit (?3): the policy only asks whether a threshold is reached, and a reader
+     * under attack must not make each tap count thousands of rows. */
+    [S_DENIALS_BADGE] = "SELECT count(*) FROM (SELECT 1 FROM access_log WHERE result='denied' AND badge_uid=?1"
+                        " AND at>=?2 LIMIT ?3)",
+    [S_DENIALS_READER] = "SELECT count(*) FROM (SELECT 1 FROM access_log WHERE result='denied' AND reader=?1"
+                         " AND at>=?2 LIMIT ?3)",
     [S_ACCESS_LAST] = "SELECT " ACCESS_COLS " FROM (SELECT " ACCESS_COLS " FROM access_log"
                       " ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
     [S_ACCESS_PURGE] = "DELETE FROM access_log WHERE at<?1",
@@ -275,17 +282,38 @@ struct store {
     bool readonly;
     sqlite3_stmt *stmt[S_COUNT];
     char errmsg[512];
-    /* When every desk was busy at the last free-desk search, none can be free before the earliest
-     * end among their bookings (all_desks_busy_until), unless a booking is cancelled or released or a
-     * desk added: by this connection (those functions clear it) or by another (PRAGMA data_version
-     * changes). Saves a scan of every desk on each walk-in attempt at a full site. */
-    int64_t all_desks_busy_until;
-    int64_t all_desks_busy_data_version;
+    /* What each desk is doing, for walk-in searches: without it every attempt costs two index seeks
+     * per desk. An entry holds from the instant it was read (read_at) until its next boundary (the end
+     * of its current booking, or the start of its next one). It is dropped when this connection adds a
+     * booking on that desk, and the whole cache when bookings are cancelled, released or removed, desks
+     * added, a transaction rolled back, or another connection commits (PRAGMA data_version). */
+    struct desk_state *desks;
+    size_t n_desks;
+    bool desks_loaded;
+    int64_t desks_data_version;
+};
+
+struct desk_state {
+    char id[ID_MAX];
+    bool known;
+    int64_t read_at, valid_until;
+    int64_t busy_until;     /* end of the booking covering read_at; 0 = free */
+    int64_t next_start;     /* when free: start of the next booking; 0 = none */
 };
 
 static void desk_cache_clear(struct store *st)
 {
-    st->all_desks_busy_until = 0;
+    free(st->desks);
+    st->desks = NULL;
+    st->n_desks = 0;
+    st->desks_loaded = false;
+}
+
+static void desk_cache_forget(struct store *st, const char *resource_id)
+{
+    for (size_t i = 0; i < st->n_desks; i++)
+        if (strcmp(st->desks[i].id, resource_id) == 0)
+            st->desks[i].known = false;
 }
 
 /* ---- errors ---- */
@@ -439,6 +467,7 @@ int store_commit(struct store *st)
 
 int store_rollback(struct store *st)
 {
+    desk_cache_clear(st);   /* entries read inside the transaction may describe undone rows */
     /* SQLite rolls back by itself on some errors (disk full, I/O): then there is nothing left to undo. */
     if (sqlite3_get_autocommit(st->db))
         return 0;
@@ -734,6 +763,7 @@ struct store *store_close(struct store *st)
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     sqlite3_close_v2(st->db);
+    desk_cache_clear(st);
     free(st);
     return NULL;
 }
@@ -1202,6 +1232,7 @@ static int booking_add_locked(struct store *st, struct booking *b, int64_t *conf
 
 int store_booking_add(struct store *st, struct booking *b, int64_t *conflict_id)
 {
+    desk_cache_forget(st, b->resource_id);   /* its state changes with this booking */
     int64_t unused;
     if (!conflict_id)
         conflict_id = &unused;
@@ -1330,7 +1361,6 @@ int store_member_bookings(struct store *st, const char *member_id, int64_t from,
 
 int store_release_no_shows(struct store *st, int64_t start_cutoff, int64_t end_after)
 {
-    desk_cache_clear(st);   /* may free a desk */
     sqlite3_stmt *s = stmt_get(st, S_RELEASE_NO_SHOWS);
     if (!s)
         return -EBUSY;
@@ -1340,77 +1370,120 @@ int store_release_no_shows(struct store *st, int64_t start_cutoff, int64_t end_a
      * daemon was down: they stay confirmed and in the no-show index for ever. */
     sqlite3_bind_int64(s, 3, MAX_BOOKING_S);
     int r = exec_stmt(st, s, "releasing no-shows");
-    return r < 0 ? r : sqlite3_changes(st->db);
+    if (r < 0)
+        return r;
+    r = sqlite3_changes(st->db);
+    if (r > 0)
+        desk_cache_clear(st);   /* released desks are free again */
+    return r;
+}
+
+static int64_t data_version(struct store *st)
+{
+    int64_t v = -1;
+    sqlite3_stmt *s = stmt_get(st, S_DATA_VERSION);
+    if (s && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    if (s)
+        stmt_done(s);
+    return v;
+}
+
+static int desk_cache_load(struct store *st)
+{
+    sqlite3_stmt *s = stmt_get(st, S_DESK_LIST);
+    if (!s)
+        return -EBUSY;
+    size_t cap = 0;
+    int rc, r = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (st->n_desks == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct desk_state *grown = realloc(st->desks, cap * sizeof *grown);
+            if (!grown) {
+                r = -ENOMEM;
+                break;
+            }
+            st->desks = grown;
+        }
+        struct desk_state *d = &st->desks[st->n_desks++];
+        memset(d, 0, sizeof *d);
+        col_text(s, 0, d->id, sizeof d->id);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        r = db_fail(st, rc, "listing desks");
+    stmt_done(s);
+    if (r < 0) {
+        desk_cache_clear(st);
+        return r;
+    }
+    st->desks_loaded = true;
+    return 0;
+}
+
+static int desk_state_read(struct store *st, struct desk_state *d, int64_t now)
+{
+    sqlite3_stmt *s = stmt_get(st, S_RESOURCE_PREV_END);
+    if (!s)
+        return -EBUSY;
+    sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    int rc = sqlite3_step(s);
+    int64_t prev_end = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    stmt_done(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(st, rc, "reading a desk's booking");
+    d->read_at = now;
+    d->next_start = 0;
+    if (prev_end > now) {
+        d->busy_until = d->valid_until = prev_end;
+    } else {
+        int64_t next_id;
+        int r = resource_next_booking(st, d->id, now + 1, &next_id, &d->next_start);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            d->next_start = 0;
+        d->busy_until = 0;
+        d->valid_until = d->next_start ? d->next_start : INT64_MAX;
+    }
+    d->known = true;
+    return 0;
 }
 
 int store_find_free_desk(struct store *st, int64_t now, int64_t until, int64_t min_free_s,
                          struct policy_free_desk *out)
 {
-    sqlite3_stmt *s = stmt_get(st, S_DESK_LIST);
-    if (!s)
-        return -EBUSY;
-    struct policy_free_desk best = {0};
-    bool found = false, any_free_now = false;
-    int64_t earliest_end = INT64_MAX;
-    int r = 0, rc;
-
-    int64_t data_version = -1;
-    sqlite3_stmt *dv = stmt_get(st, S_DATA_VERSION);
-    if (dv && sqlite3_step(dv) == SQLITE_ROW)
-        data_version = sqlite3_column_int64(dv, 0);
-    if (dv)
-        stmt_done(dv);
-    if (st->all_desks_busy_until && now < st->all_desks_busy_until &&
-        data_version == st->all_desks_busy_data_version) {
-        set_err(st, "no free desk");
-        return -ENOENT;
-    }
-    desk_cache_clear(st);
-
-    sqlite3_bind_int64(s, 1, now);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        char desk[ID_MAX];
-        col_text(s, 0, desk, sizeof desk);
-        if (sqlite3_column_type(s, 1) != SQLITE_NULL && sqlite3_column_int64(s, 1) > now) {
-            int64_t end = sqlite3_column_int64(s, 1);
-            if (end < earliest_end)
-                earliest_end = end;
-            continue;                       /* busy now */
-        }
-        any_free_now = true;
-        int64_t next_id, next_start = 0;
-        if ((r = resource_next_booking(st, desk, now + 1, &next_id, &next_start)) < 0)
-            break;
-        if (r == 0)
-            next_start = 0;
-        r = 0;
-        if (next_start == 0 || next_start >= until) {
-            snprintf(best.resource_id, sizeof best.resource_id, "%s", desk);
-            best.next_start = next_start;
-            found = true;
-            goto done;
-        }
-        if (next_start - now >= min_free_s && (!found || next_start > best.next_start)) {
-            snprintf(best.resource_id, sizeof best.resource_id, "%s", desk);
-            best.next_start = next_start;
-            found = true;
-        }
-    }
-    if (r == 0 && rc != SQLITE_DONE)
-        r = db_fail(st, rc, "listing desks");
-done:
-    stmt_done(s);
+    int64_t version = data_version(st);
+    if (version < 0 || version != st->desks_data_version)
+        desk_cache_clear(st);
+    st->desks_data_version = version;
+    int r = st->desks_loaded ? 0 : desk_cache_load(st);
     if (r < 0)
         return r;
-    if (!found) {
-        if (!any_free_now && earliest_end != INT64_MAX && data_version >= 0) {
-            st->all_desks_busy_until = earliest_end;
-            st->all_desks_busy_data_version = data_version;
+
+    const struct desk_state *best = NULL;
+    for (size_t i = 0; i < st->n_desks; i++) {
+        struct desk_state *d = &st->desks[i];
+        if (!d->known || now < d->read_at || now >= d->valid_until) {
+            if ((r = desk_state_read(st, d, now)) < 0)
+                return r;
         }
+        if (d->busy_until)
+            continue;
+        if (d->next_start == 0 || d->next_start >= until) {
+            best = d;                       /* free until closing: cannot do better */
+            break;
+        }
+        if (d->next_start - now >= min_free_s && (!best || d->next_start > best->next_start))
+            best = d;
+    }
+    if (!best) {
         set_err(st, "no free desk");
         return -ENOENT;
     }
-    *out = best;
+    snprintf(out->resource_id, sizeof out->resource_id, "%s", best->id);
+    out->next_start = best->next_start;
     return 0;
 }
 
@@ -1461,6 +1534,7 @@ static int resource_remove_locked(struct store *st, const char *id, int64_t now,
 
 int store_resource_remove(struct store *st, const char *id, int64_t now, int64_t *blocking_booking)
 {
+    desk_cache_clear(st);
     int64_t unused;
     if (!blocking_booking)
         blocking_booking = &unused;
@@ -1588,26 +1662,27 @@ int store_access_log(struct store *st, struct access_record *rec)
     return r;
 }
 
-static int count_denials(struct store *st, enum stmt_id sid, const char *key, int64_t since)
+static int count_denials(struct store *st, enum stmt_id sid, const char *key, int64_t since, int limit)
 {
     sqlite3_stmt *s = stmt_get(st, sid);
     if (!s)
         return -EBUSY;
     bind_text(s, 1, key);
     sqlite3_bind_int64(s, 2, since);
+    sqlite3_bind_int64(s, 3, limit > 0 ? limit : INT32_MAX);
     int64_t n;
     int r = query_int64(st, s, &n, "counting denials");
     return r < 0 ? r : (int)n;
 }
 
-int store_count_denials_badge(struct store *st, const char *uid, int64_t since)
+int store_count_denials_badge(struct store *st, const char *uid, int64_t since, int limit)
 {
-    return count_denials(st, S_DENIALS_BADGE, uid, since);
+    return count_denials(st, S_DENIALS_BADGE, uid, since, limit);
 }
 
-int store_count_denials_reader(struct store *st, const char *reader, int64_t since)
+int store_count_denials_reader(struct store *st, const char *reader, int64_t since, int limit)
 {
-    return count_denials(st, S_DENIALS_READER, reader, since);
+    return count_denials(st, S_DENIALS_READER, reader, since, limit);
 }
 
 static int row_access(struct store *st, sqlite3_stmt *s, struct access_record *rec)

@@ -173,9 +173,10 @@ struct access_record {
     char badge_uid[UID_STR_MAX];        /* kept locally for enrolment and lock-out; never published */
 };
 int store_access_log(struct store *st, struct access_record *rec);   /* sets rec->seq */
-/* Denials since `since` (inclusive) of a badge / at a reader. >= 0 or negative errno. */
-int store_count_denials_badge(struct store *st, const char *uid, int64_t since);
-int store_count_denials_reader(struct store *st, const char *reader, int64_t since);
+/* Denials since `since` (inclusive) of a badge / at a reader, counted up to `limit` (<= 0: no limit).
+ * >= 0 or negative errno. */
+int store_count_denials_badge(struct store *st, const char *uid, int64_t since, int limit);
+int store_count_denials_reader(struct store *st, const char *reader, int64_t since, int limit);
 typedef int (*store_access_cb)(const struct access_record *rec, void *userdata);
 /* The last `limit` rows (all if limit <= 0), oldest first. */
 int store_access_foreach(struct store *st, int limit, store_access_cb cb, void *userdata);

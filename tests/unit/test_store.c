@@ -695,13 +695,15 @@ static void test_access_log(void **state)
     log_access(f->st, T0 + 30, "r1", ACCESS_DENIED, REASON_TOO_MANY_ATTEMPTS, "", "BBBBBBBB", NULL);
     log_access(f->st, T0 + 40, "r1", ACCESS_GRANTED, REASON_KEYHOLDER, "m-1", "AAAAAAAA", NULL);
 
-    assert_int_equal(store_count_denials_badge(f->st, "AAAAAAAA", T0), 3);
-    assert_int_equal(store_count_denials_badge(f->st, "AAAAAAAA", T0 + 10), 2);   /* since is inclusive */
-    assert_int_equal(store_count_denials_badge(f->st, "AAAAAAAA", T0 + 11), 1);
-    assert_int_equal(store_count_denials_badge(f->st, "CCCCCCCC", T0), 0);
-    assert_int_equal(store_count_denials_reader(f->st, "r1", T0), 3);
-    assert_int_equal(store_count_denials_reader(f->st, "r1", T0 + 15), 1);
-    assert_int_equal(store_count_denials_reader(f->st, "r2", T0), 1);
+    assert_int_equal(store_count_denials_badge(f->st, "AAAAAAAA", T0, 0), 3);
+    assert_int_equal(store_count_denials_badge(f->st, "AAAAAAAA", T0 + 10, 0), 2);   /* since is inclusive */
+    assert_int_equal(store_count_denials_badge(f->st, "AAAAAAAA", T0 + 11, 0), 1);
+    assert_int_equal(store_count_denials_badge(f->st, "CCCCCCCC", T0, 0), 0);
+    assert_int_equal(store_count_denials_reader(f->st, "r1", T0, 0), 3);
+    assert_int_equal(store_count_denials_reader(f->st, "r1", T0 + 15, 0), 1);
+    assert_int_equal(store_count_denials_reader(f->st, "r2", T0, 0), 1);
+    assert_int_equal(store_count_denials_badge(f->st, "AAAAAAAA", T0, 2), 2);   /* counted up to the limit */
+    assert_int_equal(store_count_denials_reader(f->st, "r1", T0, 1), 1);
 
     struct access_rows rows = {0};
     assert_int_equal(store_access_foreach(f->st, 2, collect_access, &rows), 0);
