@@ -41,13 +41,17 @@ static int gather(struct store *st, const struct policy_config *pc, const struct
     in->now = req->now;
     in->direction = req->direction;
 
+    /* Only what the policy will use is read: counts stop at their thresholds, and presence is only
+     * needed when a capacity is set. */
     int64_t since = req->now - pc->denial_window_s;
-    r = store_count_denials_badge(st, req->uid, since);
-    if (r < 0)
-        return r;
-    in->badge_denials = r;
-    if (req->reader && *req->reader) {
-        r = store_count_denials_reader(st, req->reader, since);
+    if (pc->max_badge_denials > 0) {
+        r = store_count_denials_badge(st, req->uid, since, pc->max_badge_denials);
+        if (r < 0)
+            return r;
+        in->badge_denials = r;
+    }
+    if (pc->max_reader_denials > 0 && req->reader && *req->reader) {
+        r = store_count_denials_reader(st, req->reader, since, pc->max_reader_denials);
         if (r < 0)
             return r;
         in->reader_denials = r;
@@ -83,14 +87,16 @@ static int gather(struct store *st, const struct policy_config *pc, const struct
     in->bookings = bookings;
     in->n_bookings = (size_t)r;
 
-    r = store_member_is_present(st, m.id, req->now);
-    if (r < 0)
-        return r;
-    in->member_present = r > 0;
-    r = store_presence_count(st, req->now);
-    if (r < 0)
-        return r;
-    in->present_count = r;
+    if (pc->capacity > 0) {
+        r = store_member_is_present(st, m.id, req->now);
+        if (r < 0)
+            return r;
+        in->member_present = r > 0;
+        r = store_presence_count(st, req->now);
+        if (r < 0)
+            return r;
+        in->present_count = r;
+    }
     return 0;
 }
 
@@ -118,11 +124,7 @@ static int record(struct store *st, const struct policy_config *pc, const struct
         d->check_in = false;   /* born checked in */
         booking_end = b.end;
     } else if (d->booking_id) {
-        struct booking b;
-        r = store_booking_get(st, d->booking_id, &b);
-        if (r < 0)
-            return r;
-        booking_end = b.end;
+        booking_end = d->booking_end;
         if (d->check_in && (r = store_booking_check_in(st, d->booking_id, req->now)) < 0)
             return r;
     }

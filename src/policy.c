@@ -197,6 +197,7 @@ void policy_decide(const struct policy_config *pc, const struct policy_input *in
         if (capacity_reached(pc, in))
             { deny(out, REASON_SITE_FULL); return; }
         out->booking_id = covering->id;
+        out->booking_end = covering->end;
         out->check_in = !covering->checked_in;
         { grant(out, REASON_BOOKING); return; }
     }
@@ -225,6 +226,7 @@ void policy_decide(const struct policy_config *pc, const struct policy_input *in
             memcpy(out->walk_in_resource, in->free_desk.resource_id, sizeof out->walk_in_resource);
             out->walk_in_resource[sizeof out->walk_in_resource - 1] = '\0';
             out->walk_in_until = until;
+            out->booking_end = until;
             out->check_in = true;
             { grant(out, REASON_WALK_IN); return; }
         }

@@ -115,6 +115,7 @@ struct decision {
     enum access_result result;
     enum access_reason reason;
     int64_t booking_id;            /* the booking that admits (0 = none) */
+    int64_t booking_end;           /* ... and its end */
     bool check_in;                 /* first entry on that booking: mark it checked in */
     bool check_out;                /* end the member's presence */
     /* A walk-in is possible if a desk is free: the caller should search (free desk free from now
