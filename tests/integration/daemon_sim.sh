@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# telecentred end to end on simulated hardware: a database made with telecentrectl, badge taps written
+# to the reader FIFOs, door inputs written to the GPIO FIFO, and the daemon's log read back for the
+# decisions, the door transitions and every relay change. Waits are bounded polls on the log, never
+# fixed sleeps standing in for an event.
+set -euo pipefail
+
+: "${TELECENTRED:?set TELECENTRED to the telecentred binary}"
+: "${TELECENTRECTL:?set TELECENTRECTL to the telecentrectl binary}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/telecentred-sim.XXXXXX")
+conf=$work/telecentred.conf
+log=$work/daemon.log
+daemon_pid=
+
+cleanup() {
+    if [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null; then
+        kill -KILL "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    if [[ -s $log ]]; then
+        echo "---- daemon log ----" >&2
+        cat "$log" >&2
+    fi
+    exit 1
+}
+
+pass() {
+    echo "ok: $*"
+}
+
+count() {
+    grep -c -- "$1" "$log" || true
+}
+
+# wait_for PATTERN [TIMEOUT_S [MIN_COUNT]]: until PATTERN occurs MIN_COUNT times in the log.
+wait_for() {
+    local pattern=$1 timeout=${2:-10} want=${3:-1}
+    local deadline=$((SECONDS + timeout))
+    while (($(count "$pattern") < want)); do
+        if ((SECONDS >= deadline)); then
+            fail "timed out after ${timeout}s waiting for '$pattern' (x$want)"
+        fi
+        if [[ -n $daemon_pid ]] && ! kill -0 "$daemon_pid" 2>/dev/null; then
+            fail "the daemon exited while waiting for '$pattern'"
+        fi
+        sleep 0.05
+    done
+}
+
+expect_count() {
+    local pattern=$1 want=$2 got
+    got=$(count "$pattern")
+    ((got == want)) || fail "'$pattern' seen $got times, expected $want"
+}
+
+# A FIFO write blocks until a reader has it open: bound it, so a dead daemon fails the test quickly.
+write_fifo() {
+    local fifo=$1 text=$2
+    timeout 5 bash -c 'printf "%s" "$1" > "$2"' _ "$text" "$fifo" || fail "cannot write to $fifo"
+}
+tap() { write_fifo "$work/reader-$1.fifo" "$2"$'\n'; }
+gpio_input() { write_fifo "$work/gpio.fifo" "$1"$'\n'; }
+
+ctl() {
+    "$TELECENTRECTL" -c "$conf" "$@"
+}
+
+cat >"$conf" <<EOF
+[site]
+id = test-site
+name = Test site
+timezone = Europe/Paris
+capacity = 10
+
+[database]
+path = $work/site.db
+
+[hours]
+mon = 00:00-24:00
+tue = 00:00-24:00
+wed = 00:00-24:00
+thu = 00:00-24:00
+fri = 00:00-24:00
+sat = 00:00-24:00
+sun = 00:00-24:00
+
+[door.entrance]
+relay = GPIO17
+contact = GPIO27
+rex = GPIO22
+led_green = GPIO5
+led_red = GPIO6
+buzzer = GPIO13
+unlock_ms = 400
+held_open_s = 1
+
+[reader.entrance]
+driver = sim
+fifo = $work/reader-entrance.fifo
+door = entrance
+direction = in
+
+[reader.exit]
+driver = sim
+fifo = $work/reader-exit.fifo
+door = entrance
+direction = out
+
+[gpio]
+driver = sim
+fifo = $work/gpio.fifo
+EOF
+
+# ---- configuration check ----
+out=$("$TELECENTRED" -c "$conf" --check-config) || fail "--check-config refused a good file"
+[[ $out == "$conf: ok" ]] || fail "--check-config printed '$out'"
+pass "check-config accepts a good file"
+
+sed 's/^unlock_ms = 400$/unlock_ms = soon/' "$conf" >"$work/bad.conf"
+bad_line=$(grep -n '^unlock_ms = soon$' "$work/bad.conf" | cut -d: -f1)
+set +e
+err=$("$TELECENTRED" -c "$work/bad.conf" --check-config 2>&1)
+status=$?
+set -e
+((status == 1)) || fail "--check-config on a bad file exited $status, expected 1"
+[[ $err == *"$work/bad.conf:$bad_line:"*unlock_ms* ]] || fail "--check-config error lacks FILE:LINE and key: '$err'"
+pass "check-config refuses a bad file with FILE:LINE ($err)"
+
+# ---- database ----
+local_time() { TZ=Europe/Paris date -d "$1" '+%Y-%m-%d %H:%M'; }
+ctl init >/dev/null
+ctl member add m-1 --name "Alice Martin" >/dev/null
+ctl member add k-1 --name "Kim" --role keyholder >/dev/null
+ctl badge add 04:A1:B2:C3 --member m-1 >/dev/null
+ctl badge add 04112233 --member k-1 >/dev/null
+ctl resource add desk-01 --kind desk >/dev/null
+ctl book --member m-1 --resource desk-01 --from "$(local_time '-5 min')" --to "$(local_time '+3 hours')" >/dev/null
+pass "database made with telecentrectl"
+
+# ---- start ----
+"$TELECENTRED" -c "$conf" 2>"$log" &
+daemon_pid=$!
+wait_for "telecentred .* started: site test-site, 1 door, 2 readers" 10
+relay_on=0
+relay_off=$(count "gpio GPIO17=0")
+((relay_off >= 1)) || fail "the relay was not driven off at start"
+pass "daemon started with the relay off"
+
+# Expects exactly one more relay pulse: on, then off again after unlock_ms.
+expect_relay_pulse() {
+    relay_on=$((relay_on + 1))
+    relay_off=$((relay_off + 1))
+    wait_for "gpio GPIO17=1" 5 "$relay_on"
+    wait_for "gpio GPIO17=0" 5 "$relay_off"
+    expect_count "gpio GPIO17=1" "$relay_on"
+}
+
+# ---- a booked member ----
+tap entrance "04:a1:b2:c3"
+wait_for "access seq=[0-9]* door=entrance reader=entrance in granted booking member=m-1 booking=b-" 5
+expect_relay_pulse
+wait_for "door entrance: unlocked -> locked (timeout)" 5
+grep -q "gpio GPIO5=1" "$log" || fail "no green LED on grant"
+grep -qi "04A1B2C3" "$log" && fail "a badge UID reached the log above debug level"
+pass "booking tap: granted, one relay pulse, relocked after unlock_ms"
+
+# ---- an unknown badge ----
+tap entrance "DEADBEEF"
+wait_for "reader=entrance in denied unknown_badge" 5
+expect_count "gpio GPIO17=1" "$relay_on"
+wait_for "gpio GPIO6=1" 5
+pass "unknown badge: denied, red LED, no relay pulse"
+
+# ---- a keyholder, UID written in two parts: the partial line waits for its newline ----
+write_fifo "$work/reader-entrance.fifo" "0411"
+write_fifo "$work/reader-entrance.fifo" "2233"$'\n'
+wait_for "reader=entrance in granted keyholder member=k-1" 5
+expect_relay_pulse
+expect_count "granted keyholder" 1
+expect_count "malformed" 0
+pass "keyholder: granted (UID split across writes)"
+
+# ---- the exit reader ----
+tap exit "04A1B2C3"
+wait_for "reader=exit out granted check_out member=m-1" 5
+expect_relay_pulse
+pass "exit reader: check_out"
+
+# ---- forced door ----
+gpio_input "GPIO27 1"
+wait_for "door entrance: locked -> forced (contact_open)" 5
+wait_for "alarm: door entrance forced" 5
+gpio_input "GPIO27 0"
+wait_for "door entrance: forced -> locked (contact_closed)" 5
+expect_count "gpio GPIO17=1" "$relay_on"
+pass "door opened while locked: forced alarm, then locked on close"
+
+# ---- exit button, then the door held open ----
+write_fifo "$work/gpio.fifo" $'GPIO22 1\nGPIO22 0\nGPIO27 1\n'
+wait_for "door entrance: locked -> unlocked (exit_button)" 5
+wait_for "door entrance: unlocked -> open (contact_open)" 5
+relay_on=$((relay_on + 1))
+relay_off=$((relay_off + 1))
+wait_for "gpio GPIO17=1" 5 "$relay_on"
+wait_for "gpio GPIO17=0" 5 "$relay_off"       # unlock time over, door still open
+wait_for "door entrance: open -> held_open (held_open_timeout)" 5
+wait_for "alarm: door entrance held_open" 5
+gpio_input "GPIO27 0"
+wait_for "door entrance: held_open -> locked (contact_closed)" 5
+expect_count "gpio GPIO17=1" "$relay_on"
+pass "exit button unlocks; door held open raises the alarm; closing relocks"
+
+# ---- malformed input is logged and ignored ----
+tap entrance "not-a-uid"
+wait_for "reader entrance: ignored a malformed badge UID" 5
+gpio_input "GPIO99 1"
+wait_for "no input line GPIO99" 5
+gpio_input "GPIO27 maybe"
+wait_for "expected \"LINE 0\" or \"LINE 1\"" 5
+tap entrance "04112233"                     # still serving after bad input
+wait_for "granted keyholder member=k-1" 5 2
+expect_relay_pulse
+pass "malformed UID and GPIO lines are logged and skipped"
+
+# ---- SIGHUP is not a stop ----
+kill -HUP "$daemon_pid"
+wait_for "reload is not supported yet" 5
+kill -0 "$daemon_pid" || fail "SIGHUP stopped the daemon"
+pass "SIGHUP logs that reload is not supported"
+
+# ---- the access log through the CLI ----
+ctl_log=$(ctl log --limit 50) || fail "telecentrectl log failed"
+for want in "booking" "unknown_badge" "keyholder" "check_out"; do
+    grep -q -- "$want" <<<"$ctl_log" || fail "telecentrectl log lacks '$want': $ctl_log"
+done
+pass "telecentrectl log shows the taps"
+
+# ---- clean stop ----
+kill -TERM "$daemon_pid"
+set +e
+wait "$daemon_pid"
+status=$?
+set -e
+daemon_pid=
+((status == 0)) || fail "daemon exited $status on SIGTERM, expected 0"
+grep -q "stopping (signal TERM)" "$log" || fail "no 'stopping (signal TERM)' line"
+for line in GPIO17 GPIO5 GPIO6 GPIO13; do
+    last=$(grep -o "gpio $line=[01]" "$log" | tail -n 1)
+    [[ $last == "gpio $line=0" ]] || fail "$line not left off at exit (last: '$last')"
+done
+grep -o "gpio GPIO17=[01]" "$log" | tail -n 1 | grep -q "=0" || fail "relay not safe"
+(($(count "gpio GPIO17=0") > relay_off)) || fail "the relay was not driven off again at stop"
+pass "SIGTERM: exit 0, every output driven off"
+
+echo "daemon_sim: all checks passed"
