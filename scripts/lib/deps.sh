@@ -1,0 +1,45 @@
+# Installs the Debian / Raspberry Pi OS packages a step needs, only those missing.
+# Sourced by scripts/demo and scripts/test.
+
+TC_BUILD_PACKAGES="build-essential cmake pkg-config libsqlite3-dev libinih-dev libjansson-dev tzdata"
+TC_TEST_PACKAGES="libcmocka-dev python3 sqlite3"
+
+tc_missing_packages() {
+    local pkg missing=()
+    for pkg in "$@"; do
+        if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+            missing+=("$pkg")
+        fi
+    done
+    echo "${missing[@]:-}"
+}
+
+# tc_ensure_packages PKG...: installs what is missing with apt-get (as root, or through sudo).
+tc_ensure_packages() {
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "note: not a Debian-based system; make sure these are installed: $*" >&2
+        return 0
+    fi
+    local missing
+    missing=$(tc_missing_packages "$@")
+    [ -z "$missing" ] && return 0
+    echo "==> installing missing packages: $missing"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo="sudo"
+        else
+            echo "error: these packages are missing and I am not root: $missing" >&2
+            echo "       run: apt-get install $missing" >&2
+            return 1
+        fi
+    fi
+    # shellcheck disable=SC2086
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing ||
+        { $sudo apt-get update -q && $sudo env DEBIAN_FRONTEND=noninteractive \
+              apt-get install -y -q --no-install-recommends $missing; }
+}
+
+tc_jobs() {
+    nproc 2>/dev/null || echo 2
+}
