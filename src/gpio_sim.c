@@ -29,7 +29,10 @@ static int sim_request_input(struct gpio *g, struct gpio_line *line)
 
 static int sim_set_physical(struct gpio *g, struct gpio_line *line, bool physical)
 {
-    log_info("gpio %s=%d", line->name, physical);
+    /* Only changes are printed (the level set at request time was printed then): a door made safe
+     * twice, or a LED switched off that was off, is not news. */
+    if (physical != (line->value != line->active_low))
+        log_info("gpio %s=%d", line->name, physical);
     return 0;
 }
 

@@ -1,6 +1,8 @@
-/* Logging for the top layer only: library modules return negative errno and never log.
- * Lines go to stderr. Under systemd (stderr not a tty) each line starts with a syslog priority
- * prefix "<N>" that journald files correctly; on a terminal the prefix is a readable word. */
+/* Logging for the top layer only: library modules return negative errno and never log (the sim GPIO
+ * backend prints output changes: printing is its purpose).
+ * Lines go to stderr. When stderr is the journal (systemd's JOURNAL_STREAM names it), each line starts
+ * with the syslog priority prefix "<N>" that journald files by; otherwise ("telecentred: warning: ...")
+ * the priority is a word a person can read. */
 #pragma once
 #include <syslog.h>
 
