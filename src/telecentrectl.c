@@ -327,11 +327,12 @@ static int ctl_load_config(struct ctl *ctl)
 
 static int ctl_open_store(struct ctl *ctl)
 {
-    int r = store_open(ctl->db_path, 0, &ctl->st);
-    if (r == -ENOENT)
+    char why[512];
+    int r = store_open_ex(ctl->db_path, 0, &ctl->st, why, sizeof why);
+    if (r == -ENOENT && access(ctl->db_path, F_OK) != 0)
         return fail("%s: no database here; create it with '" PROG " init'", ctl->db_path);
     if (r < 0)
-        return fail("%s: cannot open the database: %s", ctl->db_path, strerror(-r));
+        return fail("%s: cannot open the database: %s", ctl->db_path, why);
     return 0;
 }
 
@@ -693,10 +694,10 @@ static int cmd_init(struct ctl *ctl, int argc, char **argv)
     if ((rc = ctl_load_config(ctl)))
         return rc;
     bool existed = access(ctl->db_path, F_OK) == 0;
-    int r = store_open(ctl->db_path, STORE_CREATE, &ctl->st);
+    char why[512];
+    int r = store_open_ex(ctl->db_path, STORE_CREATE, &ctl->st, why, sizeof why);
     if (r < 0)
-        return fail("init %s: cannot %s the database: %s", ctl->db_path, existed ? "open" : "create",
-                    strerror(-r));
+        return fail("init %s: cannot %s the database: %s", ctl->db_path, existed ? "open" : "create", why);
     int version = 0;
     r = store_schema_version(ctl->st, &version);
     if (r < 0)

@@ -54,6 +54,7 @@ struct reader_unit {
     struct daemon *daemon;
     struct reader *reader;
     struct door_unit *door;
+    bool decided;             /* the current tap reached a decision (tap_decided ran) */
 };
 
 struct daemon {
@@ -253,6 +254,17 @@ static void log_access(const struct access_record *rec)
              access_reason_name(rec->reason), member, booking);
 }
 
+/* The door acts as soon as the decision is known, before the commit's fsync: durability follows. */
+static void tap_decided(const struct decision *d, const struct access_record *rec, void *userdata)
+{
+    struct reader_unit *ru = userdata;
+    ru->decided = true;
+    if (d->result == ACCESS_GRANTED)
+        door_grant(ru->door->door, clock_mono_ms());
+    else
+        door_deny(ru->door->door, clock_mono_ms());
+}
+
 static void reader_tapped(struct reader *r, const char *uid, void *userdata)
 {
     struct reader_unit *ru = userdata;
@@ -267,21 +279,24 @@ static void reader_tapped(struct reader *r, const char *uid, void *userdata)
         .direction = rc->direction,
         .now = clock_now(NULL),
         .has_exit_reader = dm->has_exit_reader,
+        .on_decided = tap_decided,
+        .userdata = ru,
     };
     struct decision d;
     struct access_record rec;
+    ru->decided = false;
     int err = access_decide(dm->store, &dm->cfg.policy, &req, true, &d, &rec);
-    uint64_t now_ms = clock_mono_ms();
-    if (err < 0) {
+    if (err < 0 && !ru->decided) {
         /* Fail secure: without the database there is no way to know who may enter. */
-        door_deny(ru->door->door, now_ms);
+        door_deny(ru->door->door, clock_mono_ms());
         log_err("access door=%s reader=%s %s denied: database error: %s (%s)", req.door, req.reader,
                 direction_name(req.direction), strerror(-err), store_errmsg(dm->store));
+    } else if (err < 0) {
+        /* Decided and acted on, but not recorded (disk full, I/O error): say so loudly. */
+        log_err("access door=%s reader=%s %s %s %s: NOT RECORDED: %s (%s)", req.door, req.reader,
+                direction_name(req.direction), access_result_name(d.result), access_reason_name(d.reason),
+                strerror(-err), store_errmsg(dm->store));
     } else {
-        if (d.result == ACCESS_GRANTED)
-            door_grant(ru->door->door, now_ms);
-        else
-            door_deny(ru->door->door, now_ms);
         log_access(&rec);
     }
     door_timer_follow(dm);
@@ -440,9 +455,10 @@ static int daemon_start(struct daemon *dm, const char *config_path)
     dm->has_exit_reader = config_has_exit_reader(cfg);
 
     bool db_existed = access(cfg->db_path, F_OK) == 0;
-    r = store_open(cfg->db_path, STORE_CREATE, &dm->store);
+    char why[512];
+    r = store_open_ex(cfg->db_path, STORE_CREATE, &dm->store, why, sizeof(why));
     if (r < 0) {
-        log_err("database %s: %s", cfg->db_path, strerror(-r));
+        log_err("database %s: %s", cfg->db_path, why);
         return r;
     }
     if (!db_existed)

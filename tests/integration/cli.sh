@@ -471,4 +471,11 @@ if [[ ! -e /etc/telecentred/telecentred.conf ]]; then
     pass "built-in defaults (Europe/Paris) work without a configuration file"
 fi
 
+# A database written by a newer telecentred is refused, not migrated backwards or misread.
+"$TELECENTRECTL" -c "$CONF" -d "$TMP/newer.db" init >/dev/null
+python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version=7"); c.commit()' "$TMP/newer.db"
+expect_fail "newer schema refused" 1 \
+    "telecentrectl: $TMP/newer.db: cannot open the database: database is from a newer version (schema 7, this program knows up to 1)" \
+    "$TELECENTRECTL" -c "$CONF" -d "$TMP/newer.db" member list
+
 echo "# all $n_checks checks passed"
