@@ -2,6 +2,7 @@
 # Sourced by scripts/demo and scripts/test.
 
 TC_BUILD_PACKAGES="build-essential cmake pkg-config libsqlite3-dev libinih-dev libjansson-dev tzdata"
+TC_BENCH_PACKAGES="bc"
 TC_TEST_PACKAGES="libcmocka-dev python3 sqlite3"
 
 tc_missing_packages() {
