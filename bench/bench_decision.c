@@ -331,8 +331,7 @@ int main(int argc, char **argv)
     free(t_commit);
     free(t_bare);
     free(today_owner);
-    if (getenv("BENCH_KEEP")) printf("kept %s\n", db);
-    if (db == path && !getenv("BENCH_KEEP")) {
+    if (db == path) {
         char wal[640];
         unlink(path);
         snprintf(wal, sizeof wal, "%s-wal", path);

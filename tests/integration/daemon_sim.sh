@@ -77,7 +77,7 @@ cat >"$conf" <<EOF
 id = test-site
 name = Test site
 timezone = Europe/Paris
-capacity = 10
+capacity = 2
 
 [database]
 path = $work/site.db
@@ -141,6 +141,12 @@ ctl member add k-1 --name "Kim" --role keyholder >/dev/null
 ctl badge add 04:A1:B2:C3 --member m-1 >/dev/null
 ctl badge add 04112233 --member k-1 >/dev/null
 ctl resource add desk-01 --kind desk >/dev/null
+ctl member add m-2 --name "Bruno Walkin" >/dev/null
+ctl member add m-3 --name "Chloé Late" >/dev/null
+ctl badge add 04000002 --member m-2 >/dev/null
+ctl badge add 04000003 --member m-3 >/dev/null
+ctl resource add desk-02 --kind desk >/dev/null
+ctl resource add desk-03 --kind desk >/dev/null
 ctl book --member m-1 --resource desk-01 --from "$(local_time '-5 min')" --to "$(local_time '+3 hours')" >/dev/null
 pass "database made with telecentrectl"
 
@@ -241,6 +247,30 @@ for want in "booking" "unknown_badge" "keyholder" "check_out"; do
     grep -q -- "$want" <<<"$ctl_log" || fail "telecentrectl log lacks '$want': $ctl_log"
 done
 pass "telecentrectl log shows the taps"
+
+# ---- capacity: the keyholder is inside (1 of 2); a walk-in fills the site; the next member is refused ----
+tap entrance 04000002
+wait_for "reader=entrance in granted walk_in member=m-2 booking=b-" 5
+expect_relay_pulse
+tap entrance 04000003
+wait_for "reader=entrance in denied site_full member=m-3" 5
+expect_count "gpio GPIO17=1" "$relay_on"
+out=$(ctl check 04000003) || fail "telecentrectl check failed"
+[[ $out == "denied: site_full" ]] || fail "check on a full site said '$out'"
+occupancy=$(ctl --json occupancy)
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["present"] == 2 and d["capacity"] == 2, d' \
+    "$occupancy" || fail "occupancy does not show 2 of 2 present: $occupancy"
+pass "site_full: denied at capacity (also by check), occupancy 2 of 2"
+
+# ---- repeated denials of one badge lock it out ----
+for _ in 1 2 3 4 5; do tap entrance 04BADBAD; done
+wait_for "in denied unknown_badge$" 5 6          # the earlier unknown badge, and these five
+tap entrance 04BADBAD
+wait_for "reader=entrance in denied too_many_attempts" 5
+expect_count "gpio GPIO17=1" "$relay_on"
+out=$(ctl check 04BADBAD) || fail "telecentrectl check failed"
+[[ $out == "denied: too_many_attempts" ]] || fail "check of a locked-out badge said '$out'"
+pass "too_many_attempts: the sixth tap of a badge denied five times in a minute (also by check)"
 
 # ---- clean stop, while the relay is energised ----
 pulses=$(count "gpio GPIO17=1")
