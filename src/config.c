@@ -444,6 +444,7 @@ static const struct key_spec door_keys[] = {
     {"led_red", parse_gpio_line, DOOR(led_red), 0, 0, false},
     {"buzzer", parse_gpio_line, DOOR(buzzer), 0, 0, false},
     {"held_open_s", parse_int, DOOR(held_open_s), 1, 3600, true},
+    {"debounce_ms", parse_int, DOOR(debounce_ms), 0, 1000, true},
 };
 static const struct key_spec reader_keys[] = {
     {"driver", parse_reader_driver, READER(driver), 0, 0, true},
@@ -451,6 +452,8 @@ static const struct key_spec reader_keys[] = {
     {"fifo", parse_path, READER(fifo), 0, 0, false},
     {"door", parse_door_ref, READER(door), 0, 0, true},
     {"direction", parse_direction, READER(direction), 0, 0, true},
+    {"poll_ms", parse_int, READER(poll_ms), 20, 2000, true},
+    {"rearm_s", parse_int, READER(rearm_s), 0, 3600, true},
 };
 static const struct key_spec gpio_keys[] = {
     {"driver", parse_gpio_driver, CFG(gpio_driver), 0, 0, true},
@@ -619,6 +622,7 @@ static void door_defaults(struct door_config *door, const char *name)
     snprintf(door->name, sizeof door->name, "%s", name);
     door->unlock_ms = 5000;
     door->held_open_s = 30;
+    door->debounce_ms = 20;
 }
 
 static void reader_defaults(struct reader_config *reader, const char *name)
@@ -627,6 +631,8 @@ static void reader_defaults(struct reader_config *reader, const char *name)
     snprintf(reader->name, sizeof reader->name, "%s", name);
     reader->driver = READER_DRIVER_LIBNFC;
     reader->direction = DIRECTION_IN;
+    reader->poll_ms = 100;
+    reader->rearm_s = 0;
 }
 
 /* A new "[name]" seen by the line reader: validate it and make it current. */

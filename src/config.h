@@ -25,6 +25,7 @@ struct door_config {
     char led_red[CONFIG_LINE_NAME_MAX];
     char buzzer[CONFIG_LINE_NAME_MAX];
     int held_open_s;                        /* default 30 */
+    int debounce_ms;                        /* contact and exit button, default 20, 0..1000 */
 };
 
 enum reader_driver {
@@ -38,6 +39,9 @@ struct reader_config {
     char fifo[CONFIG_PATH_MAX];             /* sim */
     char door[ID_MAX];                      /* must name a [door.NAME] */
     enum direction direction;               /* default in */
+    int poll_ms;                            /* libnfc: longest wait for a card per poll, default 100 */
+    int rearm_s;                            /* a card held this long is decided again; 0 = only after
+                                               it is taken away (default) */
 };
 
 enum gpio_driver {

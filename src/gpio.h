@@ -47,6 +47,10 @@ int gpio_request_output(struct gpio *g, const char *name, bool active_low, bool 
 /* Requests an input with edge events, debounced by debounce_ms. */
 int gpio_request_input(struct gpio *g, const char *name, bool active_low, int debounce_ms,
                        struct gpio_line **out);
+/* Turns an output on for at most max_on_ms: a guard outside the event loop (a thread or a kernel
+ * timer) turns it off at that deadline even if the loop stalls, so an unlock pulse can never outlive
+ * unlock_ms. gpio_set(line, false) before the deadline cancels the guard. */
+int gpio_set_bounded(struct gpio_line *line, int max_on_ms);
 int gpio_set(struct gpio_line *line, bool value);   /* drives it even if unchanged; -EINVAL on an input */
 bool gpio_get(const struct gpio_line *line);     /* last known logical value */
 const char *gpio_line_name(const struct gpio_line *line);

@@ -77,3 +77,25 @@ void reader_report_problem(struct reader *r, int err, const char *raw)
     if (r->problem_cb)
         r->problem_cb(r, err, raw, r->cb_userdata);
 }
+
+void reader_set_health_cb(struct reader *r, reader_health_cb cb)
+{
+    r->health_cb = cb;
+}
+
+void reader_set_removed_cb(struct reader *r, reader_removed_cb cb)
+{
+    r->removed_cb = cb;
+}
+
+void reader_report_health(struct reader *r, enum reader_health health, const char *detail)
+{
+    if (r->health_cb)
+        r->health_cb(r, health, detail, r->cb_userdata);
+}
+
+void reader_report_removed(struct reader *r)
+{
+    if (r->removed_cb)
+        r->removed_cb(r, r->cb_userdata);
+}

@@ -30,6 +30,19 @@ struct reader_backend_ops {
 int reader_open(const struct reader_config *cfg, reader_tap_cb cb, void *userdata, struct reader **out);
 /* Where problems go (called with reader_open's userdata); without one they are dropped. */
 void reader_set_problem_cb(struct reader *r, reader_problem_cb cb);
+
+/* Health of a reader whose device can go away (libnfc): OFFLINE once when it is lost (unplugged, mute,
+ * erroring), ONLINE once when it is back in service; detail says why, for the log. The sim reader
+ * never reports. Removal of a card (the end of a tap) is reported too, for the log and for figures. */
+enum reader_health {
+    READER_ONLINE,
+    READER_OFFLINE,
+};
+typedef void (*reader_health_cb)(struct reader *r, enum reader_health health, const char *detail,
+                                 void *userdata);
+typedef void (*reader_removed_cb)(struct reader *r, void *userdata);
+void reader_set_health_cb(struct reader *r, reader_health_cb cb);
+void reader_set_removed_cb(struct reader *r, reader_removed_cb cb);
 struct reader *reader_close(struct reader *r);   /* accepts NULL; returns NULL */
 int reader_fd(struct reader *r);
 int reader_dispatch(struct reader *r);
@@ -42,9 +55,13 @@ struct reader {
     reader_tap_cb cb;
     void *cb_userdata;
     reader_problem_cb problem_cb;
+    reader_health_cb health_cb;
+    reader_removed_cb removed_cb;
     void *backend;
 };
 /* Normalises a raw UID text and reports it; malformed input returns -EINVAL (the caller logs). */
 int reader_report_tap(struct reader *r, const char *raw_uid);
 void reader_report_problem(struct reader *r, int err, const char *raw);
+void reader_report_health(struct reader *r, enum reader_health health, const char *detail);
+void reader_report_removed(struct reader *r);
 extern const struct reader_backend_ops reader_sim_ops;

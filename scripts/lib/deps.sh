@@ -1,7 +1,7 @@
 # Installs the Debian / Raspberry Pi OS packages a step needs, only those missing.
 # Sourced by scripts/demo and scripts/test.
 
-TC_BUILD_PACKAGES="build-essential cmake pkg-config libsqlite3-dev libinih-dev libjansson-dev tzdata"
+TC_BUILD_PACKAGES="build-essential cmake pkg-config libsqlite3-dev libinih-dev libjansson-dev tzdata libnfc-dev libgpiod-dev"
 TC_BENCH_PACKAGES="bc"
 TC_TEST_PACKAGES="libcmocka-dev python3 sqlite3"
 

@@ -189,6 +189,7 @@ static void full_config_parses(void **state)
     assert_string_equal(entrance->led_red, "GPIO24");
     assert_string_equal(entrance->buzzer, "gpiochip1:1023");
     assert_int_equal(entrance->held_open_s, 30);
+    assert_int_equal(entrance->debounce_ms, 20);          /* default */
     const struct door_config *garden = config_find_door(cfg, "garden");
     assert_non_null(garden);
     assert_string_equal(garden->relay, "GPIO5");
@@ -205,6 +206,8 @@ static void full_config_parses(void **state)
     assert_string_equal(front->connstring, "pn532_uart:/dev/ttyAMA0");
     assert_string_equal(front->door, "entrance");
     assert_int_equal(front->direction, DIRECTION_IN);
+    assert_int_equal(front->poll_ms, 100);                /* defaults */
+    assert_int_equal(front->rearm_s, 0);
     const struct reader_config *back = config_find_reader(cfg, "back-out");
     assert_non_null(back);
     assert_int_equal(back->driver, READER_DRIVER_SIM);
@@ -276,7 +279,7 @@ static void unknown_key(void **state)
     assert_refused(*state, SITE "[door.entrance]\nrelay = GPIO17\nunlock_sm = 3000\n",
                    "5: [door.entrance] unlock_sm: unknown key (known: relay, relay_active_low, unlock_ms, "
                    "contact, contact_active_low, rex, rex_active_low, led_green, led_red, buzzer, "
-                   "held_open_s)");
+                   "held_open_s, debounce_ms)");
 }
 
 static void unknown_section(void **state)

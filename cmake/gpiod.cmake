@@ -1,0 +1,18 @@
+# libgpiod door I/O (Debian bookworm: libgpiod 1.6; trixie: 2.x). Without it, `driver = gpiod` is refused.
+option(TELECENTRED_GPIOD "Build the libgpiod backend when libgpiod is found" ON)
+if(TELECENTRED_GPIOD)
+  pkg_check_modules(LIBGPIOD IMPORTED_TARGET libgpiod)
+endif()
+if(LIBGPIOD_FOUND AND EXISTS ${PROJECT_SOURCE_DIR}/src/gpio_gpiod.c)  # EXISTS: TEMPORARY while it is written
+  if(LIBGPIOD_VERSION VERSION_GREATER_EQUAL 2.0)
+    set(TC_GPIOD_API 2)
+  else()
+    set(TC_GPIOD_API 1)
+  endif()
+  target_sources(telecentre PRIVATE ${PROJECT_SOURCE_DIR}/src/gpio_gpiod.c)
+  target_compile_definitions(telecentre PUBLIC TC_HAVE_GPIOD=1 TC_GPIOD_API=${TC_GPIOD_API})
+  target_link_libraries(telecentre PUBLIC PkgConfig::LIBGPIOD)
+  message(STATUS "libgpiod ${LIBGPIOD_VERSION}: gpiod backend enabled (API ${TC_GPIOD_API})")
+else()
+  message(STATUS "libgpiod not found: the gpiod backend is not built")
+endif()
