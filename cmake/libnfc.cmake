@@ -3,7 +3,7 @@ option(TELECENTRED_LIBNFC "Build the libnfc reader backend when libnfc is found"
 if(TELECENTRED_LIBNFC)
   pkg_check_modules(LIBNFC IMPORTED_TARGET libnfc)
 endif()
-if(LIBNFC_FOUND AND EXISTS ${PROJECT_SOURCE_DIR}/src/reader_libnfc.c)  # EXISTS: TEMPORARY while it is written
+if(LIBNFC_FOUND)
   target_sources(telecentre PRIVATE ${PROJECT_SOURCE_DIR}/src/reader_libnfc.c)
   target_compile_definitions(telecentre PUBLIC TC_HAVE_LIBNFC=1)
   target_link_libraries(telecentre PUBLIC PkgConfig::LIBNFC)

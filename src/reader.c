@@ -2,6 +2,9 @@
 #include "reader.h"
 
 #include <errno.h>
+#ifdef TC_HAVE_LIBNFC
+#include "reader_libnfc.h"
+#endif
 #include <stdlib.h>
 
 int reader_open(const struct reader_config *cfg, reader_tap_cb cb, void *userdata, struct reader **out)
@@ -12,7 +15,12 @@ int reader_open(const struct reader_config *cfg, reader_tap_cb cb, void *userdat
         ops = &reader_sim_ops;
         break;
     case READER_DRIVER_LIBNFC:
-        return -ENOTSUP;    /* reader_libnfc.c comes with libnfc support */
+#ifdef TC_HAVE_LIBNFC
+        ops = &reader_libnfc_ops;
+        break;
+#else
+        return -ENOTSUP;    /* built without libnfc */
+#endif
     }
     if (!ops)
         return -EINVAL;

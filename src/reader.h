@@ -32,7 +32,8 @@ int reader_open(const struct reader_config *cfg, reader_tap_cb cb, void *userdat
 void reader_set_problem_cb(struct reader *r, reader_problem_cb cb);
 
 /* Health of a reader whose device can go away (libnfc): OFFLINE once when it is lost (unplugged, mute,
- * erroring), ONLINE once when it is back in service; detail says why, for the log. The sim reader
+ * erroring), ONLINE once when it is back in service (and once when it first comes into service);
+ * changes only, never the same state twice in a row. detail says why, for the log. The sim reader
  * never reports. Removal of a card (the end of a tap) is reported too, for the log and for figures. */
 enum reader_health {
     READER_ONLINE,
