@@ -631,7 +631,7 @@ static void reader_defaults(struct reader_config *reader, const char *name)
     snprintf(reader->name, sizeof reader->name, "%s", name);
     reader->driver = READER_DRIVER_LIBNFC;
     reader->direction = DIRECTION_IN;
-    reader->poll_ms = 100;
+    reader->poll_ms = 25;
     reader->rearm_s = 0;
 }
 

@@ -23,7 +23,10 @@
 #include "version.h"
 
 #define SWEEP_INTERVAL_MS 60000u
-#define INPUT_DEBOUNCE_MS 20
+/* The relay's bounded pulse (gpio_set_bounded) ends a little after the door's own relock, so that in
+ * normal operation the door's timer is the one that turns it off (and logs it); the guard thread only
+ * acts when the event loop is late by more than this. */
+#define RELAY_GUARD_MARGIN_MS 20
 #define DOOR_OUTPUT_COUNT (DOOR_OUTPUT_BUZZER + 1)
 
 struct daemon;
@@ -48,6 +51,7 @@ struct door_unit {
     struct gpio_line *outputs[DOOR_OUTPUT_COUNT];   /* NULL: not wired */
     struct door_input contact;
     struct door_input exit_button;
+    bool relay_on;              /* we energised the relay and have not turned it off since */
 };
 
 struct reader_unit {
@@ -55,6 +59,7 @@ struct reader_unit {
     struct reader *reader;
     struct door_unit *door;
     bool decided;             /* the current tap reached a decision (tap_decided ran) */
+    bool lost;                /* reported offline and not back yet */
 };
 
 struct daemon {
@@ -94,10 +99,37 @@ static void door_unit_set_output(void *userdata, enum door_output output, bool o
     struct gpio_line *line = u->outputs[output];
     if (!line)
         return;
-    int r = gpio_set(line, on);
+    int r;
+    if (output == DOOR_OUTPUT_RELAY && on) {
+        /* Bounded: a guard thread ends the pulse even if this loop stalls. */
+        r = gpio_set_bounded(line, u->cfg->unlock_ms + RELAY_GUARD_MARGIN_MS);
+        u->relay_on = r >= 0;
+    } else {
+        if (output == DOOR_OUTPUT_RELAY && u->relay_on && !gpio_get(line))
+            log_warn("door %s: the relay guard had already ended the pulse (event loop late by more than "
+                     "%d ms)", u->cfg->name, RELAY_GUARD_MARGIN_MS);
+        if (output == DOOR_OUTPUT_RELAY)
+            u->relay_on = false;
+        r = gpio_set(line, on);
+    }
     if (r < 0)
         log_err("door %s: cannot set %s (%s) to %d: %s", u->cfg->name, output_name(output),
                 gpio_line_name(line), on, strerror(-r));
+}
+
+/* After a grant or an exit-button press. The door extends a pulse that is already running without
+ * calling set_output (nothing changes at the relay), so the guard's deadline is moved along here:
+ * both are now + unlock_ms. */
+static void door_unit_relay_rearm(struct door_unit *u)
+{
+    struct gpio_line *line = u->outputs[DOOR_OUTPUT_RELAY];
+    if (!line || !door_relay_on(u->door))
+        return;
+    int r = gpio_set_bounded(line, u->cfg->unlock_ms + RELAY_GUARD_MARGIN_MS);
+    if (r < 0)
+        log_err("door %s: cannot set relay (%s) to 1: %s", u->cfg->name, gpio_line_name(line), strerror(-r));
+    else
+        u->relay_on = true;
 }
 
 static void door_unit_state_changed(void *userdata, enum door_state from, enum door_state to,
@@ -164,7 +196,7 @@ static int request_input(struct door_unit *u, struct door_input *in, enum door_i
     if (!*line_name)
         return 0;
     struct gpio_line *line;
-    int r = gpio_request_input(u->daemon->gpio, line_name, active_low, INPUT_DEBOUNCE_MS, &line);
+    int r = gpio_request_input(u->daemon->gpio, line_name, active_low, u->cfg->debounce_ms, &line);
     if (r < 0) {
         log_err("door %s: cannot request input %s: %s", u->cfg->name, line_name, strerror(-r));
         return r;
@@ -218,6 +250,8 @@ static void gpio_input_changed(struct gpio_line *line, bool value, void *userdat
     case DOOR_INPUT_EXIT_BUTTON:
         log_debug("door %s: exit button %s", in->unit->cfg->name, value ? "pressed" : "released");
         door_exit_button(in->unit->door, value, now);
+        if (value)
+            door_unit_relay_rearm(in->unit);
         break;
     }
     door_timer_follow(dm);
@@ -259,10 +293,12 @@ static void tap_decided(const struct decision *d, const struct access_record *re
 {
     struct reader_unit *ru = userdata;
     ru->decided = true;
-    if (d->result == ACCESS_GRANTED)
+    if (d->result == ACCESS_GRANTED) {
         door_grant(ru->door->door, clock_mono_ms());
-    else
+        door_unit_relay_rearm(ru->door);
+    } else {
         door_deny(ru->door->door, clock_mono_ms());
+    }
 }
 
 static void reader_tapped(struct reader *r, const char *uid, void *userdata)
@@ -319,6 +355,33 @@ static void reader_problem(struct reader *r, int err, const char *raw, void *use
     }
 }
 
+/* The backend reports changes only; one line each way, so an unplugged reader never floods the log. */
+static void reader_health_changed(struct reader *r, enum reader_health health, const char *detail,
+                                  void *userdata)
+{
+    struct reader_unit *ru = userdata;
+    const char *name = reader_config(r)->name;
+    switch (health) {
+    case READER_OFFLINE:
+        if (!ru->lost)
+            log_warn("reader %s: lost (%s)", name, detail ? detail : "");
+        ru->lost = true;
+        break;
+    case READER_ONLINE:
+        if (ru->lost)
+            log_notice("reader %s: back in service", name);
+        else
+            log_info("reader %s: in service (%s)", name, detail ? detail : "");
+        ru->lost = false;
+        break;
+    }
+}
+
+static void reader_card_removed(struct reader *r, void *userdata)
+{
+    log_debug("reader %s: card removed", reader_config(r)->name);
+}
+
 static void reader_readable(int fd, uint32_t events, void *userdata)
 {
     struct reader_unit *ru = userdata;
@@ -357,6 +420,8 @@ static int reader_unit_start(struct daemon *dm, struct reader_unit *ru, const st
         return r;
     }
     reader_set_problem_cb(ru->reader, reader_problem);
+    reader_set_health_cb(ru->reader, reader_health_changed);
+    reader_set_removed_cb(ru->reader, reader_card_removed);
     return 0;
 }
 
@@ -470,6 +535,10 @@ static int daemon_start(struct daemon *dm, const char *config_path)
         log_err("gpio: driver gpiod: built without libgpiod support");
         return r;
     }
+    if (r == -ENODEV && cfg->gpio_driver == GPIO_DRIVER_GPIOD) {
+        log_err("gpio: driver gpiod: no GPIO chip on this machine (no /dev/gpiochip*)");
+        return r;
+    }
     if (r < 0) {
         if (cfg->gpio_driver == GPIO_DRIVER_SIM)
             log_err("gpio: cannot open the sim FIFO %s: %s", cfg->gpio_fifo, strerror(-r));
@@ -511,8 +580,10 @@ static int daemon_start(struct daemon *dm, const char *config_path)
     return 0;
 }
 
-/* Reverse order of start. Doors first: door_free() drives every output off (door_make_safe) while the
- * lines are still held, then the lines are released. */
+/* Reverse order of start, on every way out (clean stop, a start that failed half-way, a failed loop).
+ * Doors first: door_free() drives every output off (door_make_safe) while the lines are still held, which
+ * also cancels a running relay guard; then the lines are released. A door whose start failed after its
+ * outputs were requested has no door object, but its outputs were requested off and never set. */
 static void daemon_stop(struct daemon *dm)
 {
     for (size_t i = 0; i < dm->n_doors; i++)

@@ -3,7 +3,12 @@
 
 TC_BUILD_PACKAGES="build-essential cmake pkg-config libsqlite3-dev libinih-dev libjansson-dev tzdata libnfc-dev libgpiod-dev"
 TC_BENCH_PACKAGES="bc"
-TC_TEST_PACKAGES="libcmocka-dev python3 sqlite3"
+TC_TEST_PACKAGES="libcmocka-dev python3 sqlite3 libnfc-bin"
+# The gpio-sim VM test, on x86_64 hosts only (it skips elsewhere): qemu, the initramfs, and the out-of-tree
+# gpio-sim.ko (Debian's prebuilt objtool needs libelf1).
+if [ "$(uname -m)" = x86_64 ]; then
+    TC_TEST_PACKAGES="$TC_TEST_PACKAGES qemu-system-x86 busybox-static cpio xz-utils libelf1"
+fi
 
 tc_missing_packages() {
     local pkg missing=()

@@ -35,8 +35,10 @@ pass() {
     echo "ok: $*"
 }
 
-count() {
-    grep -c -- "$1" "$log" || true
+count() {   # occurrences of a pattern in the log; 0 also while the log does not exist yet
+    local n
+    n=$(grep -c -- "$1" "$log" 2>/dev/null) || true
+    echo "${n:-0}"
 }
 
 # wait_for PATTERN [TIMEOUT_S [MIN_COUNT]]: until PATTERN occurs MIN_COUNT times in the log.

@@ -206,7 +206,7 @@ static void full_config_parses(void **state)
     assert_string_equal(front->connstring, "pn532_uart:/dev/ttyAMA0");
     assert_string_equal(front->door, "entrance");
     assert_int_equal(front->direction, DIRECTION_IN);
-    assert_int_equal(front->poll_ms, 100);                /* defaults */
+    assert_int_equal(front->poll_ms, 25);                 /* defaults */
     assert_int_equal(front->rearm_s, 0);
     const struct reader_config *back = config_find_reader(cfg, "back-out");
     assert_non_null(back);
