@@ -23,10 +23,10 @@
 #include "version.h"
 
 #define SWEEP_INTERVAL_MS 60000u
-/* The relay's bounded pulse (gpio_set_bounded) ends a little after the door's own relock, so that in
- * normal operation the door's timer is the one that turns it off (and logs it); the guard thread only
- * acts when the event loop is late by more than this. */
-#define RELAY_GUARD_MARGIN_MS 20
+/* The relay's pulse is bounded (gpio_set_bounded) at exactly unlock_ms, the door's own relock time, so
+ * it can never outlive unlock_ms even if this loop stalls. In normal operation the loop relocks at the
+ * same instant; when it comes more than this late, the stall is worth a warning. */
+#define RELAY_LATE_WARNING_MS 20
 #define DOOR_OUTPUT_COUNT (DOOR_OUTPUT_BUZZER + 1)
 
 struct daemon;
@@ -52,6 +52,7 @@ struct door_unit {
     struct door_input contact;
     struct door_input exit_button;
     bool relay_on;              /* we energised the relay and have not turned it off since */
+    uint64_t relay_deadline_ms; /* when its guard ends the pulse (monotonic) */
 };
 
 struct reader_unit {
@@ -102,12 +103,15 @@ static void door_unit_set_output(void *userdata, enum door_output output, bool o
     int r;
     if (output == DOOR_OUTPUT_RELAY && on) {
         /* Bounded: a guard thread ends the pulse even if this loop stalls. */
-        r = gpio_set_bounded(line, u->cfg->unlock_ms + RELAY_GUARD_MARGIN_MS);
+        r = gpio_set_bounded(line, u->cfg->unlock_ms);
         u->relay_on = r >= 0;
+        u->relay_deadline_ms = clock_mono_ms() + (uint64_t)u->cfg->unlock_ms;
     } else {
-        if (output == DOOR_OUTPUT_RELAY && u->relay_on && !gpio_get(line))
-            log_warn("door %s: the relay guard had already ended the pulse (event loop late by more than "
-                     "%d ms)", u->cfg->name, RELAY_GUARD_MARGIN_MS);
+        uint64_t now = clock_mono_ms();
+        if (output == DOOR_OUTPUT_RELAY && u->relay_on && !gpio_get(line) &&
+            now > u->relay_deadline_ms + RELAY_LATE_WARNING_MS)
+            log_warn("door %s: event loop %llu ms late; the relay guard had ended the pulse on time",
+                     u->cfg->name, (unsigned long long)(now - u->relay_deadline_ms));
         if (output == DOOR_OUTPUT_RELAY)
             u->relay_on = false;
         r = gpio_set(line, on);
@@ -125,11 +129,13 @@ static void door_unit_relay_rearm(struct door_unit *u)
     struct gpio_line *line = u->outputs[DOOR_OUTPUT_RELAY];
     if (!line || !door_relay_on(u->door))
         return;
-    int r = gpio_set_bounded(line, u->cfg->unlock_ms + RELAY_GUARD_MARGIN_MS);
-    if (r < 0)
+    int r = gpio_set_bounded(line, u->cfg->unlock_ms);
+    if (r < 0) {
         log_err("door %s: cannot set relay (%s) to 1: %s", u->cfg->name, gpio_line_name(line), strerror(-r));
-    else
+    } else {
         u->relay_on = true;
+        u->relay_deadline_ms = clock_mono_ms() + (uint64_t)u->cfg->unlock_ms;
+    }
 }
 
 static void door_unit_state_changed(void *userdata, enum door_state from, enum door_state to,

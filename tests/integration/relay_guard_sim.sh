@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The relay's bounded pulse in the daemon, on simulated hardware: in normal operation the door's own timer
-# relocks (the guard thread, armed for unlock_ms + 20 ms, is only the backstop); a grant or an exit-button
+# relocks at the same instant as the guard thread (armed for unlock_ms, the backstop); a grant or an exit-button
 # press while the door is already unlocked moves the guard's deadline along with the door's, so a pulse
 # the door extended is not cut at the first deadline. Also: a debounce_ms out of range is refused.
 # Waits are bounded polls on the log; the two fixed pauses space the stimuli (they make the second and
@@ -113,16 +113,16 @@ tap 04112233
 wait_for "entrance: locked -> unlocked (grant)" 5
 wait_for "entrance: unlocked -> locked (timeout)" 5
 (($(count "gpio GPIO17=1") == 1)) || fail "one grant: relay energised $(count "gpio GPIO17=1") times"
-# Normally silent; on a loaded machine the loop can be late by more than the 20 ms margin, and then the
-# guard acting first is its job, not a fault.
+# Normally silent; on a loaded machine the loop can be late by more than 20 ms, and then the guard
+# acting first is its job, not a fault.
 if (($(count "relay guard") > 0)); then
     echo "note: the event loop was late by more than 20 ms; the guard ended the pulse"
 fi
 pass "one grant: one pulse, relocked on timeout"
 
 # ---- a pulse extended twice: grant, exit button 0.4 s later, grant again 0.4 s later ----
-# Without moving the guard's deadline along, the guard would cut the pulse 1020 ms after the FIRST grant,
-# about 220 ms after the last one; the door keeps it for unlock_ms (1000) after the last.
+# Without moving the guard's deadline along, the guard would cut the pulse 1000 ms after the FIRST grant,
+# about 200 ms after the last one; the door keeps it for unlock_ms (1000) after the last.
 guard_notes=$(count "relay guard")
 tap 04112233
 wait_for "entrance: locked -> unlocked (grant)" 5 2
