@@ -22,51 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "FAIL: $*" >&2
-    if [[ -s $log ]]; then
-        echo "---- daemon log ----" >&2
-        cat "$log" >&2
-    fi
-    exit 1
-}
+. "$(dirname "$0")/../lib/daemon-test.sh"
 
-pass() {
-    echo "ok: $*"
-}
-
-count() {   # occurrences of a pattern in the log; 0 also while the log does not exist yet
-    local n
-    n=$(grep -c -- "$1" "$log" 2>/dev/null) || true
-    echo "${n:-0}"
-}
-
-# wait_for PATTERN [TIMEOUT_S [MIN_COUNT]]: until PATTERN occurs MIN_COUNT times in the log.
-wait_for() {
-    local pattern=$1 timeout=${2:-10} want=${3:-1}
-    local deadline=$((SECONDS + timeout))
-    while (($(count "$pattern") < want)); do
-        if ((SECONDS >= deadline)); then
-            fail "timed out after ${timeout}s waiting for '$pattern' (x$want)"
-        fi
-        if [[ -n $daemon_pid ]] && ! kill -0 "$daemon_pid" 2>/dev/null; then
-            fail "the daemon exited while waiting for '$pattern'"
-        fi
-        sleep 0.05
-    done
-}
-
-expect_count() {
-    local pattern=$1 want=$2 got
-    got=$(count "$pattern")
-    ((got == want)) || fail "'$pattern' seen $got times, expected $want"
-}
-
-# A FIFO write blocks until a reader has it open: bound it, so a dead daemon fails the test quickly.
-write_fifo() {
-    local fifo=$1 text=$2
-    timeout 5 bash -c 'printf "%s" "$1" > "$2"' _ "$text" "$fifo" || fail "cannot write to $fifo"
-}
 tap() { write_fifo "$work/reader-$1.fifo" "$2"$'\n'; }
 gpio_input() { write_fifo "$work/gpio.fifo" "$1"$'\n'; }
 

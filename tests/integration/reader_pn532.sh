@@ -32,46 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "FAIL: $*" >&2
-    local f
-    for f in "$log" "$work/daemon2.log" "$work/a.events" "$work/b.events"; do
-        if [[ -s $f ]]; then
-            echo "---- $(basename "$f") ----" >&2
-            tail -n 60 "$f" >&2
-        fi
-    done
-    exit 1
-}
+. "$(dirname "$0")/../lib/daemon-test.sh"
 
-pass() {
-    echo "ok: $*"
-}
-
-count() {
-    grep -c -- "$1" "${2:-$log}" || true
-}
-
-# wait_for PATTERN [TIMEOUT_S [MIN_COUNT [FILE]]]: until PATTERN occurs MIN_COUNT times in the log.
-wait_for() {
-    local pattern=$1 timeout=${2:-10} want=${3:-1} file=${4:-$log}
-    local deadline=$((SECONDS + timeout))
-    while (($(count "$pattern" "$file") < want)); do
-        if ((SECONDS >= deadline)); then
-            fail "timed out after ${timeout}s waiting for '$pattern' (x$want) in $(basename "$file")"
-        fi
-        if [[ -n $daemon_pid ]] && ! kill -0 "$daemon_pid" 2>/dev/null; then
-            fail "the daemon exited while waiting for '$pattern'"
-        fi
-        sleep 0.02
-    done
-}
-
-expect_count() {
-    local pattern=$1 want=$2 got
-    got=$(count "$pattern")
-    ((got == want)) || fail "'$pattern' seen $got times, expected $want"
-}
+dump_files=("$work/daemon2.log" "$work/a.events" "$work/b.events")
 
 # ---- two emulated readers: a (fd 7) and b (fd 8) ----
 start_emu() {

@@ -24,35 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-    echo "FAIL: $*" >&2
-    if [[ -s $log ]]; then
-        echo "---- daemon log ----" >&2
-        cat "$log" >&2
-    fi
-    exit 1
-}
-pass() { echo "ok: $*"; }
-# 0 too when the log does not exist yet (the daemon's shell has not opened it): an empty count would
-# end wait_for's loop at once.
-count() {
-    local n
-    n=$(grep -c -- "$1" "$log" 2>/dev/null) || true
-    echo "${n:-0}"
-}
-wait_for() {
-    local pattern=$1 timeout=${2:-10} want=${3:-1}
-    local deadline=$((SECONDS + timeout))
-    while (($(count "$pattern") < want)); do
-        ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for '$pattern' (x$want)"
-        kill -0 "$daemon_pid" 2>/dev/null || fail "the daemon exited while waiting for '$pattern'"
-        sleep 0.02
-    done
-}
-write_fifo() {
-    # shellcheck disable=SC2016  # $1 and $2 are the inner shell's
-    timeout 5 bash -c 'printf "%s" "$1" > "$2"' _ "$2" "$1" || fail "cannot write to $1"
-}
+. "$(dirname "$0")/../lib/daemon-test.sh"
+
 tap() { write_fifo "$work/reader.fifo" "$1"$'\n'; }
 gpio_input() { write_fifo "$work/gpio.fifo" "$1"$'\n'; }
 
