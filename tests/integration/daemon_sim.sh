@@ -5,24 +5,8 @@
 # fixed sleeps standing in for an event.
 set -euo pipefail
 
-: "${TELECENTRED:?set TELECENTRED to the telecentred binary}"
-: "${TELECENTRECTL:?set TELECENTRECTL to the telecentrectl binary}"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/telecentred-sim.XXXXXX")
-conf=$work/telecentred.conf
-log=$work/daemon.log
-daemon_pid=
-
-cleanup() {
-    if [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null; then
-        kill -KILL "$daemon_pid" 2>/dev/null || true
-        wait "$daemon_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
 . "$(dirname "$0")/../lib/daemon-test.sh"
+setup_work sim
 
 tap() { write_fifo "$work/reader-$1.fifo" "$2"$'\n'; }
 gpio_input() { write_fifo "$work/gpio.fifo" "$1"$'\n'; }

@@ -8,31 +8,10 @@
 # quiet period in which nothing must happen.
 set -euo pipefail
 
-: "${TELECENTRED:?set TELECENTRED to the telecentred binary}"
-: "${TELECENTRECTL:?set TELECENTRECTL to the telecentrectl binary}"
+. "$(dirname "$0")/../lib/daemon-test.sh"
 PN532_EMU=${PN532_EMU:-$(dirname "$TELECENTRED")/tests/rigs/pn532_emu}
 [[ -x $PN532_EMU ]] || { echo "reader_pn532.sh: no emulator at $PN532_EMU (set PN532_EMU)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/telecentred-pn532.XXXXXX")
-conf=$work/telecentred.conf
-log=$work/daemon.log
-daemon_pid=
-daemon2_pid=
-emu_pids=()
-
-cleanup() {
-    local pid
-    for pid in "$daemon_pid" "$daemon2_pid" "${emu_pids[@]}"; do
-        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-            kill -KILL "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-. "$(dirname "$0")/../lib/daemon-test.sh"
+setup_work pn532
 
 dump_files=("$work/daemon2.log" "$work/a.events" "$work/b.events")
 
@@ -42,7 +21,7 @@ start_emu() {
     mkfifo "$work/$name.ctl"
     "$PN532_EMU" --link "$work/$name.link" --control "$work/$name.ctl" --events "$work/$name.events" \
         2>"$work/$name.err" &
-    emu_pids+=($!)
+    other_pids+=($!)
     wait_for " ready " 10 1 "$work/$name.events"
 }
 start_emu a
@@ -228,6 +207,7 @@ sed -e "s|^path = .*site.db|path = $work/site2.db|" -e "s|^fifo = .*|fifo = $wor
     -e '/^\[reader.b\]/,/^rearm_s/d' "$conf" >"$work/second.conf"
 "$TELECENTRED" -c "$work/second.conf" 2>"$work/daemon2.log" &
 daemon2_pid=$!
+other_pids+=("$daemon2_pid")
 wait_for "reader a: lost (.*in use by another process (PID [0-9]*))" 10 1 "$work/daemon2.log"
 tap a 04112233 "reader=a in granted keyholder"
 untap a

@@ -1,10 +1,33 @@
-# Helpers shared by the integration tests that run telecentred and read its log. Source it after setting
-#   log          the daemon's log file
-#   daemon_pid   the daemon's PID (empty while it is not running)
-# and optionally dump_files, more files to show when a check fails. Waits are bounded polls on files,
+# Helpers shared by the integration tests that run telecentred and read its log. Source it, then call
+# setup_work NAME: it makes $work (removed at exit, with every process of the test killed), $conf and
+# $log. Keep the daemon's PID in daemon_pid (empty while it is not running) and other processes in
+# other_pids; dump_files lists more files to show when a check fails. Waits are bounded polls on files,
 # never fixed sleeps standing in for an event.
 
+: "${TELECENTRED:?set TELECENTRED to the telecentred binary}"
+: "${TELECENTRECTL:?set TELECENTRECTL to the telecentrectl binary}"
+
+daemon_pid=
+other_pids=()
 dump_files=()
+
+setup_work() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/telecentred-$1.XXXXXX")
+    conf=$work/telecentred.conf
+    log=$work/daemon.log
+    trap cleanup_work EXIT
+}
+
+cleanup_work() {
+    local pid
+    for pid in "$daemon_pid" "${other_pids[@]}"; do
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$work"
+}
 
 fail() {
     echo "FAIL: $*" >&2
