@@ -172,14 +172,14 @@ int access_decide(struct store *st, const struct policy_config *pc, const struct
             goto fail;
         in.free_desk_searched = true;
         in.free_desk_found = r == 0;
-        r = store_member_bookings(st, pm.id, req->now, d->walk_in_until, bookings, ACCESS_MAX_BOOKINGS);
+        /* The member's own later booking bounds the walk-in (their bookings until closing time). */
+        struct policy_booking later[ACCESS_MAX_BOOKINGS];
+        r = store_member_bookings(st, pm.id, req->now, d->walk_in_until, later, ACCESS_MAX_BOOKINGS);
         if (r < 0)
             goto fail;
         for (int i = 0; i < r; i++)
-            if (bookings[i].start > req->now && (!in.member_next_start || bookings[i].start < in.member_next_start))
-                in.member_next_start = bookings[i].start;
-        in.bookings = NULL;    /* the array now holds other bookings; the policy already used them */
-        in.n_bookings = 0;
+            if (later[i].start > req->now && (!in.member_next_start || later[i].start < in.member_next_start))
+                in.member_next_start = later[i].start;
         policy_decide(pc, &in, d);
     }
 
