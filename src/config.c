@@ -347,6 +347,31 @@ static int parse_direction(const struct key_spec *key, const char *value, void *
     return 0;
 }
 
+/* "last", "any" or a CPU number. */
+static int parse_reader_cpu(const struct key_spec *key, const char *value, void *field, char *problem,
+                            size_t problem_len)
+{
+    (void)key;
+    int *cpu = field;
+    char *end;
+    if (!strcmp(value, "last")) {
+        *cpu = READER_CPU_LAST;
+        return 0;
+    }
+    if (!strcmp(value, "any")) {
+        *cpu = READER_CPU_ANY;
+        return 0;
+    }
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (*value < '0' || *value > '9' || *end || errno || n > 1023) {
+        snprintf(problem, problem_len, "must be last, any or a CPU number from 0 to 1023, got '%s'", value);
+        return -EINVAL;
+    }
+    *cpu = (int)n;
+    return 0;
+}
+
 /* libnfc connection strings: "pn532_uart:/dev/ttyAMA0", "pn532_i2c:/dev/i2c-1", "acr122_usb". */
 static int parse_connstring(const struct key_spec *key, const char *value, void *field, char *problem,
                             size_t problem_len)
@@ -454,6 +479,7 @@ static const struct key_spec reader_keys[] = {
     {"direction", parse_direction, READER(direction), 0, 0, true},
     {"poll_ms", parse_int, READER(poll_ms), 20, 2000, true},
     {"rearm_s", parse_int, READER(rearm_s), 0, 3600, true},
+    {"cpu", parse_reader_cpu, READER(cpu), 0, 0, true},
 };
 static const struct key_spec gpio_keys[] = {
     {"driver", parse_gpio_driver, CFG(gpio_driver), 0, 0, true},
@@ -631,8 +657,9 @@ static void reader_defaults(struct reader_config *reader, const char *name)
     snprintf(reader->name, sizeof reader->name, "%s", name);
     reader->driver = READER_DRIVER_LIBNFC;
     reader->direction = DIRECTION_IN;
-    reader->poll_ms = 25;
+    reader->poll_ms = 30;
     reader->rearm_s = 0;
+    reader->cpu = READER_CPU_LAST;
 }
 
 /* A new "[name]" seen by the line reader: validate it and make it current. */

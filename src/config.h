@@ -39,9 +39,15 @@ struct reader_config {
     char fifo[CONFIG_PATH_MAX];             /* sim */
     char door[ID_MAX];                      /* must name a [door.NAME] */
     enum direction direction;               /* default in */
-    int poll_ms;                            /* libnfc: longest wait for a card per poll, default 100 */
+    int poll_ms;                            /* libnfc: the poll period, default 30 */
     int rearm_s;                            /* a card held this long is decided again; 0 = only after
                                                it is taken away (default) */
+    int cpu;                                /* libnfc: the CPU its worker is pinned to, or READER_CPU_* */
+};
+
+enum {
+    READER_CPU_LAST = -1,                   /* "last": the highest CPU the daemon may use (default) */
+    READER_CPU_ANY = -2,                    /* "any": not pinned */
 };
 
 enum gpio_driver {

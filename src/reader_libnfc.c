@@ -35,6 +35,7 @@
 #include <limits.h>
 #include <nfc/nfc.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -55,6 +56,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "log.h"
 #include "reader.h"
 
 #define WATCHDOG_MS 3000u       /* one libnfc call longer than this is a wedged reader */
@@ -542,6 +544,31 @@ static void worker_loop(struct worker *w)
     }
 }
 
+/* Pins the worker to one CPU. A paced serial reply wakes the worker once per byte; unpinned, most of
+ * those wake-ups moved it to another core (the one that ran the tty's work), which doubled its idle CPU
+ * on the build machines (docs/readers.md). A CPU the daemon may not use is a warning, not a failure:
+ * the same configuration must work on a board with fewer cores. */
+static void worker_pin(const struct reader_config *cfg)
+{
+    cpu_set_t allowed;
+    if (cfg->cpu == READER_CPU_ANY || sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+        return;
+    int cpu = cfg->cpu;
+    if (cpu == READER_CPU_LAST)
+        for (cpu = CPU_SETSIZE - 1; cpu >= 0 && !CPU_ISSET(cpu, &allowed); cpu--)
+            ;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed)) {
+        log_warn("reader %s: cpu = %d is not one this daemon may run on; the reader is not pinned",
+                 cfg->name, cfg->cpu);
+        return;
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof(one), &one) < 0)
+        log_warn("reader %s: could not pin the reader to CPU %d: %s", cfg->name, cpu, strerror(errno));
+}
+
 /* Closes every fd from 3 up except keep_a and keep_b. */
 static void close_other_fds(int keep_a, int keep_b)
 {
@@ -572,6 +599,7 @@ static _Noreturn void worker_main(const struct reader_config *cfg, struct worker
     char comm[16];
     detailf(comm, sizeof(comm), "nfc:%s", cfg->name);    /* the kernel keeps 15 characters */
     prctl(PR_SET_NAME, comm);
+    worker_pin(cfg);
 
     /* libnfc prints its errors to stderr, our log: one line per failed open, every second, while a
      * reader is unplugged. Quiet unless asked for (LIBNFC_LOG_LEVEL=3 dumps every frame). */

@@ -73,6 +73,7 @@ door = back
 direction = in
 poll_ms = 50
 rearm_s = 2
+cpu = any
 
 [gpio]
 driver = sim
@@ -104,6 +105,23 @@ done
 wait_for "reader a: in service" 10
 wait_for "reader b: in service" 10
 pass "daemon started; both readers in service"
+
+# cpu: reader a's worker is pinned to the last CPU the daemon may use (the default), b's is not pinned.
+worker_cpus() {
+    local pid
+    for pid in $(pgrep -P "$daemon_pid"); do
+        if [[ $(cat "/proc/$pid/comm") == "nfc:$1" ]]; then
+            sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "/proc/$pid/status"
+            return
+        fi
+    done
+    fail "no worker process nfc:$1"
+}
+daemon_cpus=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "/proc/$daemon_pid/status")
+last_cpu=$(python3 -c 'import os; print(max(os.sched_getaffinity('"$daemon_pid"')))')
+[[ $(worker_cpus a) == "$last_cpu" ]] || fail "reader a's worker runs on CPUs $(worker_cpus a), want $last_cpu"
+[[ $(worker_cpus b) == "$daemon_cpus" ]] || fail "reader b's worker runs on CPUs $(worker_cpus b), want $daemon_cpus"
+pass "reader a's worker pinned to CPU $last_cpu (cpu = last); reader b's unpinned ($daemon_cpus)"
 
 decisions() { count "access seq=[0-9]* door=[a-z]* reader=$1 "; }
 removals() { count "reader $1: card removed"; }

@@ -206,8 +206,9 @@ static void full_config_parses(void **state)
     assert_string_equal(front->connstring, "pn532_uart:/dev/ttyAMA0");
     assert_string_equal(front->door, "entrance");
     assert_int_equal(front->direction, DIRECTION_IN);
-    assert_int_equal(front->poll_ms, 25);                 /* defaults */
+    assert_int_equal(front->poll_ms, 30);                 /* defaults */
     assert_int_equal(front->rearm_s, 0);
+    assert_int_equal(front->cpu, READER_CPU_LAST);
     const struct reader_config *back = config_find_reader(cfg, "back-out");
     assert_non_null(back);
     assert_int_equal(back->driver, READER_DRIVER_SIM);
@@ -373,6 +374,28 @@ static void reader_driver_requirements(void **state)
     assert_refused(*state, SITE "[door.a]\nrelay = GPIO1\n[reader.r]\ndriver = sim\nfifo = /f\n"
                                 "direction = up\n",
                    "8: [reader.r] direction: must be in or out, got 'up'");
+    assert_refused(*state, SITE "[door.a]\nrelay = GPIO1\n[reader.r]\ndriver = sim\nfifo = /f\n"
+                                "cpu = -1\n",
+                   "8: [reader.r] cpu: must be last, any or a CPU number from 0 to 1023, got '-1'");
+    assert_refused(*state, SITE "[door.a]\nrelay = GPIO1\n[reader.r]\ndriver = sim\nfifo = /f\n"
+                                "cpu = 1024\n",
+                   "8: [reader.r] cpu: must be last, any or a CPU number from 0 to 1023, got '1024'");
+}
+
+static void reader_cpu_choices(void **state)
+{
+    struct fixture *fx = *state;
+    static const struct {
+        const char *value;
+        int cpu;
+    } cases[] = {{"last", READER_CPU_LAST}, {"any", READER_CPU_ANY}, {"0", 0}, {"3", 3}, {"1023", 1023}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof text, SITE "[door.a]\nrelay = GPIO1\n[reader.r]\ndriver = sim\nfifo = /f\ncpu = %s\n",
+                 cases[i].value);
+        assert_int_equal(load_text(fx, text), 0);
+        assert_int_equal(fx->cfg.readers[0].cpu, cases[i].cpu);
+    }
 }
 
 static void gpio_sim_needs_fifo(void **state)
@@ -602,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reader_names_unknown_door, setup, teardown),
         cmocka_unit_test_setup_teardown(reader_door_required_with_several_doors, setup, teardown),
         cmocka_unit_test_setup_teardown(reader_driver_requirements, setup, teardown),
+        cmocka_unit_test_setup_teardown(reader_cpu_choices, setup, teardown),
         cmocka_unit_test_setup_teardown(gpio_sim_needs_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(door_needs_relay, setup, teardown),
         cmocka_unit_test_setup_teardown(gpio_line_used_twice, setup, teardown),
