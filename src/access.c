@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "event.h"
 
 #define ACCESS_MAX_BOOKINGS 16   /* a member's bookings around one instant: more would be absurd */
 
@@ -144,6 +146,23 @@ static int record(struct store *st, const struct policy_config *pc, const struct
     return store_access_log(st, rec);
 }
 
+/* The access event of rec into the outbox, inside the open transaction, so that it commits (or rolls
+ * back) with its access-log row: a power cut can lose neither one without the other. */
+static int add_event(struct store *st, const struct access_request *req, const struct access_record *rec)
+{
+    if (req->outbox_max <= 0)
+        return 0;
+    char *body = event_access_json(rec);
+    if (!body)
+        return -errno;
+    int64_t seq = 0;
+    int r = store_outbox_add(st, "access", rec->at, body, req->outbox_max, &seq);
+    free(body);
+    if (r == 0 && req->event_seq)
+        *req->event_seq = seq;
+    return r;
+}
+
 int access_decide(struct store *st, const struct policy_config *pc, const struct access_request *req,
                   bool apply, struct decision *d, struct access_record *rec)
 {
@@ -153,6 +172,8 @@ int access_decide(struct store *st, const struct policy_config *pc, const struct
     struct access_record local_rec;
     if (!rec)
         rec = &local_rec;
+    if (req->event_seq)
+        *req->event_seq = 0;
 
     /* Gather and record in one transaction: nothing can change between the decision and its effects. */
     int r = apply ? store_begin(st) : 0;
@@ -202,6 +223,10 @@ int access_decide(struct store *st, const struct policy_config *pc, const struct
         req->on_decided(d, rec, req->userdata);
     if (r < 0)
         goto fail;
+    /* After the door has acted: the event is not on the door's path, only on the commit's. */
+    r = add_event(st, req, rec);
+    if (r < 0)
+        goto fail;
     r = store_commit(st);
     if (r < 0)
         goto fail;
@@ -209,6 +234,48 @@ int access_decide(struct store *st, const struct policy_config *pc, const struct
 fail:
     if (apply)
         store_rollback(st);
+    if (req->event_seq)
+        *req->event_seq = 0;
+    return r;
+}
+
+int access_remote_unlock(struct store *st, const struct access_request *req, const char *by,
+                         struct access_record *rec)
+{
+    struct access_record local_rec;
+    if (!rec)
+        rec = &local_rec;
+    if (req->event_seq)
+        *req->event_seq = 0;
+    if (!by || !*by || !req->door || !*req->door)
+        return -EINVAL;
+    memset(rec, 0, sizeof *rec);
+    rec->at = req->now;
+    copy_id(rec->door, req->door);
+    rec->direction = DIRECTION_IN;
+    rec->result = ACCESS_GRANTED;
+    rec->reason = REASON_REMOTE;
+    copy_id(rec->requested_by, by);
+    struct decision d = {.result = ACCESS_GRANTED, .reason = REASON_REMOTE};
+
+    /* As for a tap, the door opens even when the database cannot record it: the command was checked,
+     * and who asked is still in the daemon's log. */
+    int r = store_begin(st);
+    bool began = r == 0;
+    if (r == 0)
+        r = store_access_log(st, rec);
+    if (req->on_decided)
+        req->on_decided(&d, rec, req->userdata);
+    if (r == 0)
+        r = add_event(st, req, rec);
+    if (r == 0)
+        r = store_commit(st);
+    if (r < 0) {
+        if (began)
+            store_rollback(st);
+        if (req->event_seq)
+            *req->event_seq = 0;
+    }
     return r;
 }
 

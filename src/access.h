@@ -22,6 +22,11 @@ struct access_request {
     bool has_exit_reader;         /* presence ends at an exit tap rather than at the booking's end */
     access_decided_cb on_decided; /* optional, with apply */
     void *userdata;
+    /* MQTT on: > 0, the outbox bound ([mqtt] outbox_max). With apply, the access event (event.h) goes
+     * into the outbox in the same transaction as its access-log row (after on_decided: the door does
+     * not wait for it); if either fails, neither is kept. 0: no event is written. */
+    int64_t outbox_max;
+    int64_t *event_seq;           /* optional: the outbox seq of the event once committed (0 = none) */
 };
 
 /* Decides. With apply, also records everything in one transaction and fills rec (with its seq).
@@ -30,6 +35,15 @@ struct access_request {
  * d holds the decision and on_decided was called with it. */
 int access_decide(struct store *st, const struct policy_config *pc, const struct access_request *req,
                   bool apply, struct decision *d, struct access_record *rec);
+
+/* A remote unlock (MQTT P/S/door/D/unlock, already checked by unlock_parse): one access-log row
+ * (granted, reason "remote", requested_by = by, door = req->door, reader "") and, with outbox_max > 0,
+ * its event, in one transaction; req->on_decided is called before the commit as for a tap. uid, reader,
+ * direction and has_exit_reader of req are ignored. 0, -EINVAL when by or req->door is empty (nothing
+ * done, on_decided not called), or another negative errno (recording failed: on_decided was still
+ * called, nothing was kept). */
+int access_remote_unlock(struct store *st, const struct access_request *req, const char *by,
+                         struct access_record *rec);
 
 /* Periodic housekeeping: releases no-show bookings. Returns the number released or -errno. */
 int access_sweep(struct store *st, const struct policy_config *pc, int64_t now);

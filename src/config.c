@@ -421,6 +421,22 @@ static int parse_client_id(const struct key_spec *key, const char *value, void *
     return store_string(key, value, field, problem, problem_len);
 }
 
+/* A full topic to subscribe to (no wildcards); empty: none. */
+static int parse_mqtt_topic(const struct key_spec *key, const char *value, void *field, char *problem,
+                            size_t problem_len)
+{
+    size_t len = strlen(value);
+    if (len && (!is_token(value, "._/-", key->size - 1) || value[0] == '/' || value[len - 1] == '/' ||
+                strstr(value, "//"))) {
+        snprintf(problem, problem_len,
+                 "must be topic levels of A-Z a-z 0-9 . _ - separated by single '/' (such as "
+                 "telecentre/network/sync), got '%s'",
+                 value);
+        return -EINVAL;
+    }
+    return store_string(key, value, field, problem, problem_len);
+}
+
 /* ---------------------------------------------------------------------------------------------------
  * The key tables. */
 
@@ -496,6 +512,10 @@ static const struct key_spec mqtt_keys[] = {
     {"tls_cert", parse_path, CFG(mqtt.tls_cert), 0, 0, false},
     {"tls_key", parse_path, CFG(mqtt.tls_key), 0, 0, false},
     {"ha_discovery", parse_bool, CFG(mqtt.ha_discovery), 0, 0, true},
+    {"keepalive_s", parse_int, CFG(mqtt.keepalive_s), 5, 3600, true},
+    {"outbox_max", parse_int, CFG(mqtt.outbox_max), 100, 10000000, true},
+    {"unlock_max_age_s", parse_int, CFG(mqtt.unlock_max_age_s), 1, 300, true},
+    {"network_sync_topic", parse_mqtt_topic, CFG(mqtt.network_sync_topic), 0, 0, false},
 };
 static const struct key_spec privacy_keys[] = {
     {"log_retention_days", parse_int, CFG(log_retention_days), 1, 3650, true},
@@ -1039,6 +1059,9 @@ void config_defaults(struct config *cfg)
     cfg->mqtt.port = 1883;
     snprintf(cfg->mqtt.prefix, sizeof cfg->mqtt.prefix, "telecentre");
     cfg->mqtt.ha_discovery = true;
+    cfg->mqtt.keepalive_s = 30;
+    cfg->mqtt.outbox_max = 100000;
+    cfg->mqtt.unlock_max_age_s = 10;
     cfg->log_retention_days = 90;
 }
 

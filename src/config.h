@@ -66,6 +66,10 @@ struct mqtt_config {                        /* parsed and validated now, used by
     char tls_cert[CONFIG_PATH_MAX];
     char tls_key[CONFIG_PATH_MAX];
     bool ha_discovery;                      /* default true */
+    int keepalive_s;                        /* default 30 */
+    int outbox_max;                         /* events kept while the broker is away, default 100000 */
+    int unlock_max_age_s;                   /* remote unlocks older (or further ahead) are ignored, 10 */
+    char network_sync_topic[256];           /* "" = no network-wide sync (default) */
 };
 
 struct config {

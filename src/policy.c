@@ -21,6 +21,7 @@ const char *access_reason_name(enum access_reason r)
     case REASON_BOOKING: return "booking";
     case REASON_WALK_IN: return "walk_in";
     case REASON_CHECK_OUT: return "check_out";
+    case REASON_REMOTE: return "remote";
     case REASON_UNKNOWN_BADGE: return "unknown_badge";
     case REASON_BADGE_REVOKED: return "badge_revoked";
     case REASON_MEMBER_SUSPENDED: return "member_suspended";

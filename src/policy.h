@@ -18,6 +18,7 @@ enum access_reason {
     REASON_BOOKING,            /* granted: a booking covers now */
     REASON_WALK_IN,            /* granted: a walk-in booking was made on a free desk */
     REASON_CHECK_OUT,          /* granted: a tap on an exit ("out") reader */
+    REASON_REMOTE,             /* granted: a remote unlock (MQTT); never decided by policy_decide */
     REASON_UNKNOWN_BADGE,
     REASON_BADGE_REVOKED,
     REASON_MEMBER_SUSPENDED,

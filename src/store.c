@@ -9,15 +9,23 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_BOOKING_S (7 * 24 * 3600)
 #define BUSY_TIMEOUT_MS 5000
+#define BACKUP_PAGES_PER_STEP 256       /* 1 MiB at 4 KiB pages: a step stays a few ms on an SD card */
+#define BACKUP_BUSY_WAIT_MS 10000
+#define BACKUP_BUSY_SLEEP_MAX_MS 100
 
 /* ---- schema and migrations ---- */
 
@@ -91,10 +99,20 @@ static const char schema_v1[] =
     " key TEXT PRIMARY KEY,"
     " value TEXT NOT NULL);";
 
+/* v2: the MQTT outbox; who asked for a remote unlock. */
+static const char schema_v2[] =
+    "CREATE TABLE outbox("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " payload TEXT NOT NULL);"
+    "ALTER TABLE access_log ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';";
+
 /* migrations[n] takes the schema from version n to n + 1. A new version appends one step and bumps
  * STORE_SCHEMA_VERSION; steps run in order inside one transaction at open. */
 static const char *const migrations[] = {
     schema_v1,
+    schema_v2,
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -104,7 +122,8 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 #define BOOKING_COLS "id, member_id, resource_id, start_at, end_at, status, kind, after_hours, " \
                      "checked_in_at, created_at"
 #define MEMBER_COLS "id, name, role, email, valid_from, valid_until, suspended, presence_visible, created_at"
-#define ACCESS_COLS "seq, at, door, reader, direction, result, reason, member_id, booking_id, badge_uid"
+#define ACCESS_COLS "seq, at, door, reader, direction, result, reason, member_id, booking_id, badge_uid, " \
+                    "requested_by"
 
 enum stmt_id {
     S_BEGIN,
@@ -122,6 +141,8 @@ enum stmt_id {
     S_MEMBER_DEL_BOOKINGS,
     S_MEMBER_DEL_BADGES,
     S_MEMBER_ANON_LOG,
+    S_MEMBER_ANON_OUTBOX_MEMBER,
+    S_MEMBER_ANON_OUTBOX_BY,
     S_MEMBER_DEL,
     S_MEMBER_LIST,
 
@@ -165,6 +186,15 @@ enum stmt_id {
     S_ACCESS_LAST,
     S_ACCESS_PURGE,
 
+    S_PURGE_ACCESS_BATCH,
+    S_PURGE_PRESENCE,
+    S_PURGE_COUNT_ACCESS,
+    S_PURGE_COUNT_PRESENCE,
+
+    S_MEMBER_BOOKING_LIST,
+    S_PRESENCE_OF,
+    S_MEMBER_ACCESS_LIST,
+
     S_CLOSURE_ADD,
     S_CLOSURE_DEL,
     S_CLOSURE_IS,
@@ -172,6 +202,19 @@ enum stmt_id {
 
     S_META_GET,
     S_META_SET,
+
+    S_MEMBER_UPSERT,
+    S_BADGE_UPSERT,
+    S_BADGE_DEL,
+    S_RESOURCE_UPSERT,
+
+    S_OUTBOX_ADD,
+    S_OUTBOX_BOUNDS,
+    S_OUTBOX_DROP,
+    S_OUTBOX_LIST,
+    S_OUTBOX_DELETE_THROUGH,
+    S_OUTBOX_COUNT,
+    S_OUTBOX_OLDEST,
 
     S_COUNT
 };
@@ -191,7 +234,25 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_MEMBER_DEL_PRESENCE] = "DELETE FROM presence WHERE member_id=?1",
     [S_MEMBER_DEL_BOOKINGS] = "DELETE FROM bookings WHERE member_id=?1",
     [S_MEMBER_DEL_BADGES] = "DELETE FROM badges WHERE member_id=?1",
-    [S_MEMBER_ANON_LOG] = "UPDATE access_log SET member_id='' WHERE member_id=?1",
+    /* Runs before the member's badges are deleted: it needs them to find the rows of their UIDs. A
+     * scan of the log (no index on member_id): erasure is rare, and the tap path must not pay for
+     * one more index on every insert. */
+    [S_MEMBER_ANON_LOG] = "UPDATE access_log SET"
+                          " member_id=CASE WHEN member_id=?1 THEN '' ELSE member_id END,"
+                          " requested_by=CASE WHEN requested_by=?1 THEN '' ELSE requested_by END,"
+                          " badge_uid=CASE WHEN badge_uid IN (SELECT uid FROM badges WHERE member_id=?1)"
+                          " THEN '' ELSE badge_uid END"
+                          " WHERE member_id=?1 OR requested_by=?1"
+                          " OR badge_uid IN (SELECT uid FROM badges WHERE member_id=?1)",
+    /* Undelivered events keep their place and seq (the broker still gets them, anonymised). instr()
+     * skips parsing the payloads that cannot name the member; json_valid() keeps a malformed row from
+     * failing the whole erasure. */
+    [S_MEMBER_ANON_OUTBOX_MEMBER] = "UPDATE outbox SET payload=json_replace(payload,'$.member',NULL)"
+                                    " WHERE instr(payload,?1)>0"
+                                    " AND CASE WHEN json_valid(payload) THEN json_extract(payload,'$.member') END=?1",
+    [S_MEMBER_ANON_OUTBOX_BY] = "UPDATE outbox SET payload=json_replace(payload,'$.by',NULL)"
+                                " WHERE instr(payload,?1)>0"
+                                " AND CASE WHEN json_valid(payload) THEN json_extract(payload,'$.by') END=?1",
     [S_MEMBER_DEL] = "DELETE FROM members WHERE id=?1",
     [S_MEMBER_LIST] = "SELECT " MEMBER_COLS " FROM members ORDER BY id",
 
@@ -256,7 +317,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_PRESENCE_EXPIRE] = "DELETE FROM presence WHERE expected_end<=?1",
 
     [S_ACCESS_ADD] = "INSERT INTO access_log(at, door, reader, direction, result, reason, member_id,"
-                     " booking_id, badge_uid) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                     " booking_id, badge_uid, requested_by) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     /* Counted up to a limit (?3): the policy only asks whether a threshold is reached, and a reader
      * under attack must not make each tap count thousands of rows. */
     [S_DENIALS_BADGE] = "SELECT count(*) FROM (SELECT 1 FROM access_log WHERE result='denied' AND badge_uid=?1"
@@ -267,6 +328,20 @@ static const char *const stmt_sql[S_COUNT] = {
                       " ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
     [S_ACCESS_PURGE] = "DELETE FROM access_log WHERE at<?1",
 
+    /* The oldest rows first, through the index on at: each step is a bounded range of it. */
+    [S_PURGE_ACCESS_BATCH] = "DELETE FROM access_log WHERE seq IN"
+                             " (SELECT seq FROM access_log WHERE at<?1 ORDER BY at LIMIT ?2)",
+    [S_PURGE_PRESENCE] = "DELETE FROM presence WHERE expected_end<?1",
+    [S_PURGE_COUNT_ACCESS] = "SELECT count(*) FROM access_log WHERE at<?1",
+    [S_PURGE_COUNT_PRESENCE] = "SELECT count(*) FROM presence WHERE expected_end<?1",
+
+    [S_MEMBER_BOOKING_LIST] = "SELECT " BOOKING_COLS " FROM bookings WHERE member_id=?1 ORDER BY start_at, id",
+    [S_PRESENCE_OF] = "SELECT member_id, booking_id, since, expected_end FROM presence WHERE member_id=?1",
+    /* The same rows S_MEMBER_ANON_LOG rewrites. */
+    [S_MEMBER_ACCESS_LIST] = "SELECT " ACCESS_COLS " FROM access_log"
+                             " WHERE member_id=?1 OR requested_by=?1"
+                             " OR badge_uid IN (SELECT uid FROM badges WHERE member_id=?1) ORDER BY seq",
+
     [S_CLOSURE_ADD] = "INSERT INTO closures(day, reason) VALUES(?1,?2)",
     [S_CLOSURE_DEL] = "DELETE FROM closures WHERE day=?1",
     [S_CLOSURE_IS] = "SELECT 1 FROM closures WHERE day=?1",
@@ -275,13 +350,40 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_META_GET] = "SELECT value FROM meta WHERE key=?1",
     [S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1,?2)"
                    " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+
+    [S_MEMBER_UPSERT] = "INSERT INTO members(" MEMBER_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+                        " ON CONFLICT(id) DO UPDATE SET name=excluded.name, role=excluded.role,"
+                        " email=excluded.email, valid_from=excluded.valid_from,"
+                        " valid_until=excluded.valid_until, suspended=excluded.suspended,"
+                        " presence_visible=excluded.presence_visible",
+    /* A badge revoked again keeps the time of its first revocation (what the CLI shows). */
+    [S_BADGE_UPSERT] = "INSERT INTO badges(uid, member_id, label, revoked_at, created_at) VALUES(?1,?2,?3,?4,?5)"
+                       " ON CONFLICT(uid) DO UPDATE SET member_id=excluded.member_id, label=excluded.label,"
+                       " revoked_at=CASE WHEN excluded.revoked_at=0 THEN 0"
+                       " WHEN badges.revoked_at<>0 THEN badges.revoked_at ELSE excluded.revoked_at END",
+    [S_BADGE_DEL] = "DELETE FROM badges WHERE uid=?1",
+    [S_RESOURCE_UPSERT] = "INSERT INTO resources(id, kind, name, seats) VALUES(?1,?2,?3,?4)"
+                          " ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, name=excluded.name,"
+                          " seats=excluded.seats",
+
+    [S_OUTBOX_ADD] = "INSERT INTO outbox(at, kind, payload) VALUES(?1,?2,?3)",
+    /* Two sub-selects, because SQLite answers a lone min() or max() of the rowid with one seek but
+     * scans the table for both in one SELECT. */
+    [S_OUTBOX_BOUNDS] = "SELECT (SELECT min(seq) FROM outbox), (SELECT max(seq) FROM outbox)",
+    [S_OUTBOX_DROP] = "DELETE FROM outbox WHERE seq<?1",
+    [S_OUTBOX_LIST] = "SELECT seq, at, kind, payload FROM outbox WHERE seq>?1 ORDER BY seq LIMIT ?2",
+    [S_OUTBOX_DELETE_THROUGH] = "DELETE FROM outbox WHERE seq<=?1",
+    [S_OUTBOX_COUNT] = "SELECT count(*) FROM outbox",
+    [S_OUTBOX_OLDEST] = "SELECT seq, at, kind FROM outbox ORDER BY seq LIMIT 1",
 };
 
 struct store {
     sqlite3 *db;
     bool readonly;
+    char *migration_backup;     /* the copy store_open made before migrating, or NULL */
+    int migrated_from;
     sqlite3_stmt *stmt[S_COUNT];
-    char errmsg[512];
+    char errmsg[1024];
     /* What each desk is doing, for walk-in searches: without it every attempt costs two index seeks
      * per desk. An entry holds from the instant it was read (read_at) until its next boundary (the end
      * of its current booking, or the start of its next one). It is dropped when this connection adds a
@@ -615,6 +717,326 @@ static int bad_value(struct store *st, const char *column, const unsigned char *
     return -EBADMSG;
 }
 
+/* ---- backup ---- */
+
+/* A failure on another connection than st->db (a backup's source or destination). */
+static int conn_fail(struct store *st, sqlite3 *db, int rc, const char *what)
+{
+    set_err(st, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    int primary = rc & 0xff;
+    if (db && (primary == SQLITE_CANTOPEN || primary == SQLITE_IOERR)) {
+        int e = sqlite3_system_errno(db);
+        if (e > 0)
+            return -e;
+    }
+    return errno_from_sqlite(rc);
+}
+
+static int sys_fail(struct store *st, int e, const char *what, const char *file)
+{
+    set_err(st, "%s %s: %s", what, file, strerror(e));
+    return -e;
+}
+
+/* fsync of the directory holding path: without it the rename itself may not survive a power cut. */
+static int fsync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int n;
+    if (!slash)
+        n = snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        n = snprintf(dir, sizeof dir, "/");
+    else
+        n = snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (n < 0 || (size_t)n >= sizeof dir)
+        return -ENAMETOOLONG;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+/* rename() that, unless overwrite, fails with EEXIST rather than replacing a file that appeared since
+ * the check at the start. */
+static int rename_into_place(const char *tmp, const char *path, bool overwrite)
+{
+    if (overwrite)
+        return rename(tmp, path) < 0 ? -errno : 0;
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    /* A filesystem without RENAME_NOREPLACE (vfat on a USB stick): link() refuses an existing name too. */
+    if (link(tmp, path) == 0) {
+        unlink(tmp);
+        return 0;
+    }
+    if (errno == EEXIST)
+        return -EEXIST;
+    if (access(path, F_OK) == 0)
+        return -EEXIST;
+    return rename(tmp, path) < 0 ? -errno : 0;
+}
+
+/* Runs the backup steps from src to dest, src's read snapshot already held. */
+static int backup_steps(struct store *st, sqlite3 *src, sqlite3 *dest, const struct store_backup_options *opt,
+                        struct store_backup_result *res)
+{
+    int pages_per_step = opt->pages_per_step > 0 ? opt->pages_per_step : BACKUP_PAGES_PER_STEP;
+    int busy_wait_ms = opt->busy_wait_ms > 0 ? opt->busy_wait_ms : BACKUP_BUSY_WAIT_MS;
+    sqlite3_backup *b = sqlite3_backup_init(dest, "main", src, "main");
+    if (!b)
+        return conn_fail(st, dest, sqlite3_errcode(dest), "starting the backup");
+    int rc, busy_ms = 0, busy_sleep = 1;
+    for (;;) {
+        rc = sqlite3_backup_step(b, pages_per_step);
+        int primary = rc & 0xff;
+        if (rc == SQLITE_OK || rc == SQLITE_DONE) {
+            res->steps++;
+            busy_ms = 0;
+            busy_sleep = 1;
+            res->pages = sqlite3_backup_pagecount(b);
+            if (opt->progress)
+                opt->progress(sqlite3_backup_remaining(b), sqlite3_backup_pagecount(b), opt->userdata);
+            if (rc == SQLITE_DONE)
+                break;
+            if (opt->pause_ms > 0)
+                sqlite3_sleep(opt->pause_ms);
+        } else if ((primary == SQLITE_BUSY || primary == SQLITE_LOCKED) && busy_ms < busy_wait_ms) {
+            /* Another connection holds a lock the step needs (or a WAL recovery runs): wait, bounded. */
+            res->busy_retries++;
+            sqlite3_sleep(busy_sleep);
+            busy_ms += busy_sleep;
+            busy_sleep = busy_sleep * 2 > BACKUP_BUSY_SLEEP_MAX_MS ? BACKUP_BUSY_SLEEP_MAX_MS : busy_sleep * 2;
+        } else {
+            break;
+        }
+    }
+    int finish = sqlite3_backup_finish(b);
+    if (rc == SQLITE_DONE && finish == SQLITE_OK)
+        return 0;
+    int err = rc == SQLITE_DONE ? finish : rc;
+    if ((err & 0xff) == SQLITE_BUSY || (err & 0xff) == SQLITE_LOCKED) {
+        set_err(st, "the database stayed busy for %d ms", busy_ms);
+        return -EBUSY;
+    }
+    /* A failure while reading the source is in src's message, one while writing in dest's. */
+    sqlite3 *which = sqlite3_errcode(dest) != SQLITE_OK ? dest : src;
+    return conn_fail(st, which, err, "copying the database");
+}
+
+/* Copies the database of src to path (see store_backup): through "<path>.tmp", under src's read
+ * snapshot. */
+static int backup_copy(struct store *st, sqlite3 *src, const char *path, const struct store_backup_options *opt,
+                       struct store_backup_result *res)
+{
+    memset(res, 0, sizeof *res);
+    char *tmp = NULL, *journal = NULL;
+    int fd = -1, r;
+    sqlite3 *dest = NULL;
+    bool snapshot = false, made_tmp = false;
+    if (asprintf(&tmp, "%s.tmp", path) < 0 || asprintf(&journal, "%s.tmp-journal", path) < 0) {
+        r = -ENOMEM;
+        goto out;
+    }
+    struct stat sb;
+    if (!opt->overwrite && lstat(path, &sb) == 0) {
+        set_err(st, "%s already exists", path);
+        r = -EEXIST;
+        goto out;
+    }
+    /* 0600: a backup holds the same personal data as the database. O_NOFOLLOW: the target directory
+     * may be shared. */
+    fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        r = sys_fail(st, errno, "cannot create", tmp);
+        goto out;
+    }
+    /* flock, not SQLite's fcntl locks (which closing any descriptor of the file would drop): it
+     * keeps a second backup to the same target out, and tells a live .tmp from a crash's leftover. */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK) {
+            set_err(st, "another backup is writing %s", tmp);
+            r = -EBUSY;
+        } else {
+            r = sys_fail(st, errno, "cannot lock", tmp);
+        }
+        goto out;
+    }
+    made_tmp = true;
+    /* A leftover from an interrupted backup: start from an empty file, without its hot journal. */
+    if (ftruncate(fd, 0) < 0) {
+        r = sys_fail(st, errno, "cannot truncate", tmp);
+        goto out;
+    }
+    if (unlink(journal) < 0 && errno != ENOENT) {
+        r = sys_fail(st, errno, "cannot remove", journal);
+        goto out;
+    }
+    int rc = sqlite3_open_v2(tmp, &dest, SQLITE_OPEN_READWRITE, NULL);
+    if (rc != SQLITE_OK) {
+        char what[PATH_MAX + 32];
+        snprintf(what, sizeof what, "cannot open %s", tmp);
+        r = conn_fail(st, dest, rc, what);
+        goto out;
+    }
+    sqlite3_extended_result_codes(dest, 1);
+
+    /* One read transaction over every step: the copy is this snapshot. Without it each step takes a
+     * new snapshot and any commit by the daemon restarts the copy from page 1, so under a steady
+     * stream of taps a backup might never finish. In WAL mode the open reader blocks no writer. */
+    rc = sqlite3_exec(src, "BEGIN; SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        r = conn_fail(st, src, rc, "reading the database");
+        goto out;
+    }
+    snapshot = true;
+    if ((r = backup_steps(st, src, dest, opt, res)) < 0)
+        goto out;
+    sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);   /* a read transaction: ending it cannot fail */
+    snapshot = false;
+
+    sqlite3_stmt *ps;
+    if (sqlite3_prepare_v2(dest, "PRAGMA page_size", -1, &ps, NULL) == SQLITE_OK) {
+        if (sqlite3_step(ps) == SQLITE_ROW)
+            res->page_size = sqlite3_column_int64(ps, 0);
+        sqlite3_finalize(ps);
+    }
+    rc = sqlite3_close(dest);
+    dest = NULL;
+    if (rc != SQLITE_OK) {
+        r = conn_fail(st, NULL, rc, "closing the copy");
+        goto out;
+    }
+    if (fsync(fd) < 0) {
+        r = sys_fail(st, errno, "cannot sync", tmp);
+        goto out;
+    }
+    if (fstat(fd, &sb) == 0)
+        res->bytes = sb.st_size;
+    if ((r = rename_into_place(tmp, path, opt->overwrite)) < 0) {
+        if (r == -EEXIST)
+            set_err(st, "%s already exists", path);
+        else
+            sys_fail(st, -r, "cannot rename the copy to", path);
+        goto out;
+    }
+    made_tmp = false;
+    if ((r = fsync_parent(path)) < 0) {
+        sys_fail(st, -r, "cannot sync the directory of", path);
+        goto out;
+    }
+    r = 0;
+
+out:
+    if (snapshot)
+        sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
+    if (dest)
+        sqlite3_close(dest);
+    if (made_tmp) {
+        unlink(tmp);
+        unlink(journal);
+    }
+    if (fd >= 0)
+        close(fd);   /* after SQLite closed its own descriptors: see the flock above */
+    free(tmp);
+    free(journal);
+    return r;
+}
+
+int store_backup(struct store *st, const char *path, const struct store_backup_options *opt,
+                 struct store_backup_result *out)
+{
+    static const struct store_backup_options defaults;
+    struct store_backup_result unused;
+    if (!opt)
+        opt = &defaults;
+    if (!out)
+        out = &unused;
+    memset(out, 0, sizeof *out);
+    if (!path || !*path) {
+        set_err(st, "no backup file given");
+        return -EINVAL;
+    }
+    if (!sqlite3_get_autocommit(st->db)) {
+        set_err(st, "a backup cannot run inside a transaction");
+        return -EINVAL;
+    }
+    const char *db_path = sqlite3_db_filename(st->db, "main");
+    struct stat target, db;
+    if (db_path && *db_path && stat(path, &target) == 0 && stat(db_path, &db) == 0 && target.st_dev == db.st_dev &&
+        target.st_ino == db.st_ino) {
+        set_err(st, "%s is the database itself", path);
+        return -EINVAL;
+    }
+    return backup_copy(st, st->db, path, opt, out);
+}
+
+const char *store_migration_backup(const struct store *st, int *old_version)
+{
+    if (old_version)
+        *old_version = st->migration_backup ? st->migrated_from : 0;
+    return st->migration_backup;
+}
+
+/* Before migrating from `version`, called with the write lock held (BEGIN IMMEDIATE): copies the
+ * database as it is to "<db>.v<version>.bak" through a second connection (a connection cannot be the
+ * source of a backup while it holds a write transaction; the lock we hold keeps every other writer
+ * out, so the copy is exactly what is about to be migrated). An existing .bak is kept: the new one
+ * takes the UTC time in its name. */
+static int migration_backup(struct store *st, int version)
+{
+    const char *db_path = sqlite3_db_filename(st->db, "main");
+    if (!db_path || !*db_path)
+        return 0;   /* in memory: nothing to keep */
+    sqlite3 *src = NULL;
+    int rc = sqlite3_open_v2(db_path, &src, SQLITE_OPEN_READWRITE, NULL);
+    if (rc != SQLITE_OK) {
+        int r = conn_fail(st, src, rc, "opening the database for the copy");
+        sqlite3_close(src);
+        return r;
+    }
+    sqlite3_extended_result_codes(src, 1);
+    sqlite3_busy_timeout(src, BUSY_TIMEOUT_MS);
+
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
+    static const struct store_backup_options opt;   /* never overwrite */
+    struct store_backup_result res;
+    char *path = NULL;
+    int r = -EEXIST;
+    for (int attempt = 0; r == -EEXIST && attempt < 100; attempt++) {
+        free(path);
+        int n;
+        if (attempt == 0)
+            n = asprintf(&path, "%s.v%d.bak", db_path, version);
+        else if (attempt == 1)
+            n = asprintf(&path, "%s.v%d.%s.bak", db_path, version, stamp);
+        else
+            n = asprintf(&path, "%s.v%d.%s.%d.bak", db_path, version, stamp, attempt);
+        if (n < 0) {
+            path = NULL;
+            r = -ENOMEM;
+            break;
+        }
+        r = backup_copy(st, src, path, &opt, &res);
+    }
+    sqlite3_close(src);
+    if (r < 0) {
+        free(path);
+        return r;
+    }
+    st->migration_backup = path;
+    st->migrated_from = version;
+    return 0;
+}
+
 /* ---- open, migrate, close ---- */
 
 static int read_user_version(struct store *st, int *version)
@@ -660,6 +1082,13 @@ static int migrate(struct store *st)
         return r;
     /* Another process may have migrated between our first read and taking the write lock. */
     r = read_user_version(st, &version);
+    /* A database with data is copied first; if the copy fails, nothing is migrated. */
+    if (r == 0 && version >= 1 && version < STORE_SCHEMA_VERSION && (r = migration_backup(st, version)) < 0) {
+        char why[sizeof st->errmsg];
+        snprintf(why, sizeof why, "%s", st->errmsg);
+        set_err(st, "database has schema %d and needs migrating to %d, but the copy made first failed, so "
+                    "nothing was changed: %s", version, STORE_SCHEMA_VERSION, why);
+    }
     for (int v = version; r == 0 && v < STORE_SCHEMA_VERSION; v++) {
         char what[64];
         snprintf(what, sizeof what, "migrating schema %d to %d", v, v + 1);
@@ -764,6 +1193,7 @@ struct store *store_close(struct store *st)
         sqlite3_finalize(st->stmt[i]);
     sqlite3_close_v2(st->db);
     desk_cache_clear(st);
+    free(st->migration_backup);
     free(st);
     return NULL;
 }
@@ -879,6 +1309,17 @@ static int exec_with_id(struct store *st, enum stmt_id sid, const char *id, cons
     return exec_stmt(st, s, what);
 }
 
+/* PRAGMA secure_delete's current value (0 or 1), or -1. */
+static int secure_delete_get(struct store *st)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA secure_delete", -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    sqlite3_finalize(s);
+    return v;
+}
+
 int store_member_remove(struct store *st, const char *id)
 {
     desk_cache_clear(st);   /* may free a desk */
@@ -886,6 +1327,12 @@ int store_member_remove(struct store *st, const char *id)
     int r = op_begin(st, &op);
     if (r < 0)
         return r;
+    /* Erasure means the bytes too: with secure_delete the cells freed (and the old text of the rows
+     * rewritten) are zeroed in the pages instead of lingering in the file's free space. Only for this
+     * operation: zeroing on every delete would cost the purge and the outbox for nothing. */
+    int secure_delete = secure_delete_get(st);
+    if (secure_delete == 0)
+        sqlite3_exec(st->db, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
     r = member_exists(st, id);
     /* Explicit deletes rather than relying on ON DELETE CASCADE alone: the access log is not a child
      * table (its rows outlive the member, anonymised), and the order keeps each step an index lookup. */
@@ -894,12 +1341,23 @@ int store_member_remove(struct store *st, const char *id)
     if (r == 0)
         r = exec_with_id(st, S_MEMBER_DEL_BOOKINGS, id, "removing bookings");
     if (r == 0)
-        r = exec_with_id(st, S_MEMBER_DEL_BADGES, id, "removing badges");
-    if (r == 0)
         r = exec_with_id(st, S_MEMBER_ANON_LOG, id, "anonymising the access log");
     if (r == 0)
+        r = exec_with_id(st, S_MEMBER_DEL_BADGES, id, "removing badges");
+    if (r == 0)
+        r = exec_with_id(st, S_MEMBER_ANON_OUTBOX_MEMBER, id, "anonymising the outbox");
+    if (r == 0)
+        r = exec_with_id(st, S_MEMBER_ANON_OUTBOX_BY, id, "anonymising the outbox");
+    if (r == 0)
         r = exec_with_id(st, S_MEMBER_DEL, id, "removing member");
-    return op_end(st, &op, r);
+    r = op_end(st, &op, r);
+    if (secure_delete == 0)
+        sqlite3_exec(st->db, "PRAGMA secure_delete=OFF", NULL, NULL, NULL);
+    /* Committed: copy the zeroed pages over the old ones in the database file now, as far as readers
+     * allow (PASSIVE never waits). Older frames in the WAL are overwritten as it cycles. */
+    if (r == 0 && op.own_transaction)
+        sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return r;
 }
 
 int store_member_foreach(struct store *st, store_member_cb cb, void *userdata)
@@ -1656,6 +2114,7 @@ int store_access_log(struct store *st, struct access_record *rec)
     bind_text(s, 7, rec->member_id);
     sqlite3_bind_int64(s, 8, rec->booking_id);
     bind_text(s, 9, rec->badge_uid);
+    bind_text(s, 10, rec->requested_by);
     int r = exec_stmt(st, s, "writing the access log");
     if (r == 0)
         rec->seq = sqlite3_last_insert_rowid(st->db);
@@ -1704,6 +2163,7 @@ static int row_access(struct store *st, sqlite3_stmt *s, struct access_record *r
     col_text(s, 7, rec->member_id, sizeof rec->member_id);
     rec->booking_id = sqlite3_column_int64(s, 8);
     col_text(s, 9, rec->badge_uid, sizeof rec->badge_uid);
+    col_text(s, 10, rec->requested_by, sizeof rec->requested_by);
     return 0;
 }
 
@@ -1733,6 +2193,137 @@ int store_access_purge(struct store *st, int64_t before)
     sqlite3_bind_int64(s, 1, before);
     int r = exec_stmt(st, s, "purging the access log");
     return r < 0 ? r : sqlite3_changes(st->db);
+}
+
+/* ---- retention ---- */
+
+static int purge_step_locked(struct store *st, int64_t before, int limit, struct store_purge_counts *counts)
+{
+    sqlite3_stmt *s = stmt_get(st, S_PURGE_ACCESS_BATCH);
+    if (!s)
+        return -EBUSY;
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, limit);
+    int r = exec_stmt(st, s, "purging the access log");
+    if (r < 0)
+        return r;
+    int64_t deleted = sqlite3_changes64(st->db);
+    counts->access_log += deleted;
+    if (!(s = stmt_get(st, S_PURGE_PRESENCE)))
+        return -EBUSY;
+    sqlite3_bind_int64(s, 1, before);
+    if ((r = exec_stmt(st, s, "purging presence")) < 0)
+        return r;
+    counts->presence += sqlite3_changes64(st->db);
+    return deleted >= limit ? 1 : 0;
+}
+
+int store_purge_step(struct store *st, int64_t before, int limit, struct store_purge_counts *counts)
+{
+    if (limit <= 0)
+        limit = STORE_PURGE_BATCH;
+    /* Counted apart, so that a step rolled back adds nothing. */
+    struct store_purge_counts step = {0};
+    struct op op;
+    int r = op_begin(st, &op);
+    if (r < 0)
+        return r;
+    r = op_end(st, &op, purge_step_locked(st, before, limit, &step));
+    if (r >= 0) {
+        counts->access_log += step.access_log;
+        counts->presence += step.presence;
+    }
+    return r;
+}
+
+int store_purge(struct store *st, int64_t before, int limit, int pause_ms, struct store_purge_counts *counts)
+{
+    memset(counts, 0, sizeof *counts);
+    int r;
+    while ((r = store_purge_step(st, before, limit, counts)) == 1) {
+        /* SQLite's busy handler polls; without a pause this loop would take the lock straight back and
+         * a waiting writer in another process could starve until the whole purge is over. */
+        if (pause_ms > 0 && sqlite3_get_autocommit(st->db))
+            sqlite3_sleep(pause_ms);
+    }
+    return r;
+}
+
+int store_purge_count(struct store *st, int64_t before, struct store_purge_counts *counts)
+{
+    memset(counts, 0, sizeof *counts);
+    sqlite3_stmt *s = stmt_get(st, S_PURGE_COUNT_ACCESS);
+    if (!s)
+        return -EBUSY;
+    sqlite3_bind_int64(s, 1, before);
+    int r = query_int64(st, s, &counts->access_log, "counting the access log");
+    if (r < 0)
+        return r;
+    if (!(s = stmt_get(st, S_PURGE_COUNT_PRESENCE)))
+        return -EBUSY;
+    sqlite3_bind_int64(s, 1, before);
+    return query_int64(st, s, &counts->presence, "counting presence");
+}
+
+/* ---- a member's own data ---- */
+
+int store_member_booking_foreach(struct store *st, const char *member_id, store_booking_cb cb, void *userdata)
+{
+    sqlite3_stmt *s = stmt_get(st, S_MEMBER_BOOKING_LIST);
+    if (!s)
+        return -EBUSY;
+    bind_text(s, 1, member_id);
+    int r = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct booking b;
+        if ((r = row_booking(st, s, &b)) < 0 || (r = cb(&b, userdata)) != 0)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = db_fail(st, rc, "listing bookings");
+    stmt_done(s);
+    return r;
+}
+
+int store_presence_get(struct store *st, const char *member_id, struct presence *out)
+{
+    sqlite3_stmt *s = stmt_get(st, S_PRESENCE_OF);
+    if (!s)
+        return -EBUSY;
+    bind_text(s, 1, member_id);
+    int rc = sqlite3_step(s);
+    int r = 0;
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        col_text(s, 0, out->member_id, sizeof out->member_id);
+        out->booking_id = sqlite3_column_int64(s, 1);
+        out->since = sqlite3_column_int64(s, 2);
+        out->expected_end = sqlite3_column_int64(s, 3);
+    } else if (rc == SQLITE_DONE) {
+        set_err(st, "%s has no presence", member_id);
+        r = -ENOENT;
+    } else
+        r = db_fail(st, rc, "reading presence");
+    stmt_done(s);
+    return r;
+}
+
+int store_member_access_foreach(struct store *st, const char *member_id, store_access_cb cb, void *userdata)
+{
+    sqlite3_stmt *s = stmt_get(st, S_MEMBER_ACCESS_LIST);
+    if (!s)
+        return -EBUSY;
+    bind_text(s, 1, member_id);
+    int r = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct access_record rec;
+        if ((r = row_access(st, s, &rec)) < 0 || (r = cb(&rec, userdata)) != 0)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = db_fail(st, rc, "reading the access log");
+    stmt_done(s);
+    return r;
 }
 
 /* ---- closures ---- */
@@ -1791,6 +2382,220 @@ int store_closure_foreach(struct store *st, store_closure_cb cb, void *userdata)
         r = db_fail(st, rc, "listing closures");
     stmt_done(s);
     return r;
+}
+
+/* ---- upserts and deletes for the sync ---- */
+
+int store_member_upsert(struct store *st, const struct member *m)
+{
+    sqlite3_stmt *s = stmt_get(st, S_MEMBER_UPSERT);
+    if (!s)
+        return -EBUSY;
+    bind_text(s, 1, m->id);
+    bind_text(s, 2, m->name);
+    bind_text(s, 3, member_role_name(m->role));
+    bind_text(s, 4, m->email);
+    sqlite3_bind_int(s, 5, m->valid_from);
+    sqlite3_bind_int(s, 6, m->valid_until);
+    sqlite3_bind_int(s, 7, m->suspended);
+    sqlite3_bind_int(s, 8, m->presence_visible);
+    sqlite3_bind_int64(s, 9, m->created_at);
+    int r = exec_stmt(st, s, "writing member");
+    if (r == -EINVAL)
+        set_err(st, "member '%s': invalid field", m->id);
+    return r;
+}
+
+int store_badge_upsert(struct store *st, const struct badge *b)
+{
+    sqlite3_stmt *s = stmt_get(st, S_BADGE_UPSERT);
+    if (!s)
+        return -EBUSY;
+    int64_t revoked_at = b->revoked_at;
+    if (b->revoked && revoked_at == 0)
+        revoked_at = b->created_at > 0 ? b->created_at : 1;   /* as store_badge_add: non-zero = revoked */
+    if (!b->revoked)
+        revoked_at = 0;
+    bind_text(s, 1, b->uid);
+    bind_text(s, 2, b->member_id);
+    bind_text(s, 3, b->label);
+    sqlite3_bind_int64(s, 4, revoked_at);
+    sqlite3_bind_int64(s, 5, b->created_at);
+    int r = exec_stmt(st, s, "writing badge");
+    if (r == -ENOENT)
+        set_err(st, "no member '%s'", b->member_id);
+    return r;
+}
+
+int store_badge_delete(struct store *st, const char *uid)
+{
+    int r = exec_with_id(st, S_BADGE_DEL, uid, "removing badge");
+    if (r == 0 && sqlite3_changes(st->db) == 0) {
+        set_err(st, "no badge %s", uid);
+        r = -ENOENT;
+    }
+    return r;
+}
+
+int store_resource_upsert(struct store *st, const struct resource *res)
+{
+    desk_cache_clear(st);   /* a desk may appear, or turn into a room */
+    sqlite3_stmt *s = stmt_get(st, S_RESOURCE_UPSERT);
+    if (!s)
+        return -EBUSY;
+    bind_text(s, 1, res->id);
+    bind_text(s, 2, resource_kind_name(res->kind));
+    bind_text(s, 3, res->name);
+    sqlite3_bind_int(s, 4, res->seats);
+    int r = exec_stmt(st, s, "writing resource");
+    if (r == -EINVAL)
+        set_err(st, "resource '%s': seats must be at least 1", res->id);
+    return r;
+}
+
+/* ---- outbox ----
+ * Rows only ever leave from the oldest end (acknowledged, or dropped by the bound) and a rolled-back
+ * insert takes its AUTOINCREMENT value with it, so the queued seqs are always one contiguous range:
+ * the depth is max - min + 1, two seeks, where count(*) would walk the whole table on every tap of an
+ * outage. */
+
+#define META_OUTBOX_DROPPED "outbox_dropped"
+
+static int outbox_bounds(struct store *st, int64_t *min, int64_t *max)
+{
+    sqlite3_stmt *s = stmt_get(st, S_OUTBOX_BOUNDS);
+    if (!s)
+        return -EBUSY;
+    int rc = sqlite3_step(s);
+    int r = 0;
+    if (rc == SQLITE_ROW) {
+        *min = sqlite3_column_int64(s, 0);   /* NULL (empty table) reads as 0 */
+        *max = sqlite3_column_int64(s, 1);
+    } else
+        r = db_fail(st, rc, "reading the outbox");
+    stmt_done(s);
+    return r;
+}
+
+static int64_t outbox_dropped(struct store *st)
+{
+    char v[32];
+    if (store_meta_get(st, META_OUTBOX_DROPPED, v, sizeof v) < 0)
+        return 0;
+    return strtoll(v, NULL, 10);
+}
+
+static int outbox_add_locked(struct store *st, const char *kind, int64_t at, const char *payload,
+                             int64_t max_depth, int64_t *seq_out)
+{
+    int r;
+    if (max_depth > 0) {
+        int64_t min, max;
+        if ((r = outbox_bounds(st, &min, &max)) < 0)
+            return r;
+        if (max > 0 && max - min + 1 >= max_depth) {
+            /* Keep the newest max_depth - 1 so the new row makes max_depth. */
+            sqlite3_stmt *s = stmt_get(st, S_OUTBOX_DROP);
+            if (!s)
+                return -EBUSY;
+            sqlite3_bind_int64(s, 1, max - max_depth + 2);
+            if ((r = exec_stmt(st, s, "dropping the oldest events")) < 0)
+                return r;
+            int64_t dropped = sqlite3_changes64(st->db);
+            char v[32];
+            snprintf(v, sizeof v, "%lld", (long long)(outbox_dropped(st) + dropped));
+            if ((r = store_meta_set(st, META_OUTBOX_DROPPED, v)) < 0)
+                return r;
+        }
+    }
+    sqlite3_stmt *s = stmt_get(st, S_OUTBOX_ADD);
+    if (!s)
+        return -EBUSY;
+    sqlite3_bind_int64(s, 1, at);
+    bind_text(s, 2, kind);
+    bind_text(s, 3, payload);
+    if ((r = exec_stmt(st, s, "adding an event to the outbox")) < 0)
+        return r;
+    if (seq_out)
+        *seq_out = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+int store_outbox_add(struct store *st, const char *kind, int64_t at, const char *payload, int64_t max_depth,
+                     int64_t *seq_out)
+{
+    if (!kind || !*kind || strlen(kind) >= sizeof ((struct outbox_row *)0)->kind || !payload) {
+        set_err(st, "outbox: invalid event");
+        return -EINVAL;
+    }
+    struct op op;
+    int r = op_begin(st, &op);
+    if (r < 0)
+        return r;
+    return op_end(st, &op, outbox_add_locked(st, kind, at, payload, max_depth, seq_out));
+}
+
+int store_outbox_foreach(struct store *st, int64_t after_seq, int limit, store_outbox_cb cb, void *userdata)
+{
+    sqlite3_stmt *s = stmt_get(st, S_OUTBOX_LIST);
+    if (!s)
+        return -EBUSY;
+    sqlite3_bind_int64(s, 1, after_seq);
+    sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+    int n = 0, r = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct outbox_row row = {.seq = sqlite3_column_int64(s, 0), .at = sqlite3_column_int64(s, 1)};
+        col_text(s, 2, row.kind, sizeof row.kind);
+        const unsigned char *payload = sqlite3_column_text(s, 3);
+        row.payload = payload ? (const char *)payload : "";
+        n++;
+        if ((r = cb(&row, userdata)) != 0)
+            break;
+    }
+    if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        r = db_fail(st, rc, "reading the outbox");
+    stmt_done(s);
+    return r < 0 ? r : n;
+}
+
+int store_outbox_delete_through(struct store *st, int64_t through_seq)
+{
+    sqlite3_stmt *s = stmt_get(st, S_OUTBOX_DELETE_THROUGH);
+    if (!s)
+        return -EBUSY;
+    sqlite3_bind_int64(s, 1, through_seq);
+    int r = exec_stmt(st, s, "deleting acknowledged events");
+    return r < 0 ? r : sqlite3_changes(st->db);
+}
+
+int store_outbox_stats(struct store *st, struct outbox_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    /* count(*) rather than the seq span: this is for people and health, not the tap path, and it stays
+     * right even if someone deleted rows by hand. */
+    sqlite3_stmt *s = stmt_get(st, S_OUTBOX_COUNT);
+    if (!s)
+        return -EBUSY;
+    int r = query_int64(st, s, &out->depth, "counting the outbox");
+    if (r < 0)
+        return r;
+    if (!(s = stmt_get(st, S_OUTBOX_OLDEST)))
+        return -EBUSY;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->oldest_seq = sqlite3_column_int64(s, 0);
+        out->oldest_at = sqlite3_column_int64(s, 1);
+        col_text(s, 2, out->oldest_kind, sizeof out->oldest_kind);
+    } else if (rc != SQLITE_DONE)
+        r = db_fail(st, rc, "reading the outbox");
+    stmt_done(s);
+    if (r < 0)
+        return r;
+    int64_t min;
+    if ((r = outbox_bounds(st, &min, &out->newest_seq)) < 0)
+        return r;
+    out->dropped = outbox_dropped(st);
+    return 0;
 }
 
 /* ---- meta ---- */

@@ -5,6 +5,7 @@
  * and make one store call, so that bad input changes nothing. Failures print exactly one line on stderr,
  * "telecentrectl: <what>: <why>", and exit 1. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <jansson.h>
@@ -17,11 +18,13 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "booking.h"
 #include "clock.h"
 #include "config.h"
 #include "occupancy.h"
 #include "policy.h"
 #include "store.h"
+#include "sync.h"
 #include "uid.h"
 #include "version.h"
 
@@ -89,7 +92,7 @@ static char *xstrdup(const char *s)
 /* Why a store call failed: errno text, plus SQLite's own words for database errors. */
 static const char *store_why(const struct ctl *ctl, int r)
 {
-    static char buf[512];
+    static char buf[1280];
     const char *sqlite_msg = ctl->st ? store_errmsg(ctl->st) : NULL;
     if (sqlite_msg && *sqlite_msg && r != -ENOENT && r != -EEXIST)
         snprintf(buf, sizeof(buf), "%s (%s)", strerror(-r), sqlite_msg);
@@ -129,6 +132,11 @@ static const char global_help[] =
     "  occupancy                             who is in, desks and rooms now\n"
     "  log [--limit N]                       the last N access decisions (default 20)\n"
     "  closure add DATE [--reason TEXT] | closure list | closure remove DATE\n"
+    "  outbox                                MQTT events waiting for the broker\n"
+    "  sync                                  the last sync batch applied from the network\n"
+    "  backup FILE [--force]                 a consistent copy of the database, daemon running\n"
+    "  export ID [--output FILE]             everything stored about one member, as JSON\n"
+    "  purge [--dry-run]                     delete log and presence older than log_retention_days\n"
     "  help [COMMAND]\n"
     "\n"
     "DATE is YYYY-MM-DD, TIME is \"YYYY-MM-DD HH:MM\", both in the site's timezone.\n"
@@ -151,7 +159,9 @@ static const char help_member[] =
     "\n"
     "ID is 1 to 63 characters among A-Z a-z 0-9 . _ -. --from and --until (YYYY-MM-DD) bound the\n"
     "membership, both days included. --visible lets the member's name appear in published occupancy.\n"
-    "remove also deletes the member's badges, bookings and presence and anonymises the access log.\n";
+    "remove erases the member: it deletes their badges, bookings and presence, and anonymises the\n"
+    "access-log rows and the undelivered MQTT events about them (the rows stay, without the member id\n"
+    "or badge UID). 'export ID' first if the member asked for a copy of their data.\n";
 
 static const char help_badge[] =
     "Usage:\n"
@@ -213,6 +223,44 @@ static const char help_closure[] =
     "  " PROG " closure remove DATE\n"
     "\n"
     "A closure day closes the site for the whole local day (keyholders still enter).\n";
+
+static const char help_outbox[] =
+    "Usage: " PROG " outbox\n"
+    "\n"
+    "The MQTT events (access decisions, alarms) waiting in the database for the broker's\n"
+    "acknowledgement: how many, the oldest, and how many were ever dropped because the outbox\n"
+    "reached [mqtt] outbox_max. Empty with MQTT off: no events are queued then.\n";
+
+static const char help_sync[] =
+    "Usage: " PROG " sync\n"
+    "\n"
+    "The version of the last sync batch applied from the central network (P/S/sync) and when,\n"
+    "and the same for the network-wide topic ([mqtt] network_sync_topic).\n";
+
+static const char help_backup[] =
+    "Usage: " PROG " backup FILE [--force] [--step-pages N] [--pause-ms MS]\n"
+    "\n"
+    "Copies the database to FILE with SQLite's online backup API while the daemon runs: the copy\n"
+    "is the database as it was when the backup started, and the daemon keeps deciding taps\n"
+    "meanwhile. It is written to FILE.tmp, synced, then renamed to FILE, so FILE is always a\n"
+    "whole backup. FILE is created mode 0600 (it holds personal data). An existing FILE is kept\n"
+    "unless --force. --step-pages (default 256) and --pause-ms (default 0) throttle the copy on\n"
+    "slow storage. Prints the size, pages and time taken.\n";
+
+static const char help_export[] =
+    "Usage: " PROG " export ID [--output FILE] [--force]\n"
+    "\n"
+    "Everything the database holds about member ID, as one JSON document (the member's right of\n"
+    "access): the member record, their badges (with UIDs), their bookings (any status), their\n"
+    "presence, and the access-log rows about them. On stdout, or written to FILE (mode 0600; an\n"
+    "existing FILE is kept unless --force). See docs/cli.md for the format.\n";
+
+static const char help_purge[] =
+    "Usage: " PROG " purge [--dry-run]\n"
+    "\n"
+    "Deletes the access-log rows and the ended presence older than [privacy] log_retention_days\n"
+    "(default 90), in small steps so that a running daemon is never held up. The daemon does the\n"
+    "same every day; this runs it now. --dry-run counts what would go, deleting nothing.\n";
 
 struct group {
     const char *name;
@@ -325,14 +373,25 @@ static int ctl_load_config(struct ctl *ctl)
     return 0;
 }
 
+/* A command that opened an older database migrated it: say so once, with where the old copy is. */
+static void note_migration(const struct ctl *ctl)
+{
+    int old_version = 0;
+    const char *copy = store_migration_backup(ctl->st, &old_version);
+    if (copy)
+        fprintf(stderr, PROG ": note: %s: migrated the database from schema %d to %d; the old one is kept as %s\n",
+                ctl->db_path, old_version, STORE_SCHEMA_VERSION, copy);
+}
+
 static int ctl_open_store(struct ctl *ctl)
 {
-    char why[512];
+    char why[1024];
     int r = store_open_ex(ctl->db_path, 0, &ctl->st, why, sizeof why);
     if (r == -ENOENT && access(ctl->db_path, F_OK) != 0)
         return fail("%s: no database here; create it with '" PROG " init'", ctl->db_path);
     if (r < 0)
         return fail("%s: cannot open the database: %s", ctl->db_path, why);
+    note_migration(ctl);
     return 0;
 }
 
@@ -694,10 +753,11 @@ static int cmd_init(struct ctl *ctl, int argc, char **argv)
     if ((rc = ctl_load_config(ctl)))
         return rc;
     bool existed = access(ctl->db_path, F_OK) == 0;
-    char why[512];
+    char why[1024];
     int r = store_open_ex(ctl->db_path, STORE_CREATE, &ctl->st, why, sizeof why);
     if (r < 0)
         return fail("init %s: cannot %s the database: %s", ctl->db_path, existed ? "open" : "create", why);
+    note_migration(ctl);
     int version = 0;
     r = store_schema_version(ctl->st, &version);
     if (r < 0)
@@ -968,7 +1028,8 @@ static int member_remove(struct ctl *ctl, int argc, char **argv)
     if (r < 0)
         return fail("%s: %s", what, store_why(ctl, r));
     return confirm(ctl, json_pack("{s:s}", "member", m.id),
-                   "removed member %s (%s) with their badges, bookings and presence", m.id, m.name);
+                   "removed member %s (%s) with their badges, bookings and presence; the access log and "
+                   "outbox no longer name them", m.id, m.name);
 }
 
 static int cmd_member(struct ctl *ctl, int argc, char **argv)
@@ -1346,41 +1407,49 @@ static int cmd_book(struct ctl *ctl, int argc, char **argv)
 
     if ((rc = ctl_open_store(ctl)))
         return rc;
-    struct member m;
-    struct resource res;
-    if ((rc = member_lookup(ctl, "booking refused", a.val[O_MEMBER], &m)))
-        return rc;
-    int r = store_resource_get(ctl->st, a.val[O_RESOURCE], &res);
-    if (r == -ENOENT)
+    /* An id too long for the table cannot name anyone (and must not be cut into someone else's). */
+    if (strlen(a.val[O_MEMBER]) >= sizeof(b.member_id))
+        return fail("booking refused: no member '%s'", a.val[O_MEMBER]);
+    if (strlen(a.val[O_RESOURCE]) >= sizeof(b.resource_id))
         return fail("booking refused: no resource '%s'", a.val[O_RESOURCE]);
-    if (r < 0)
-        return fail("booking refused: %s", store_why(ctl, r));
-    snprintf(b.member_id, sizeof(b.member_id), "%s", m.id);
-    snprintf(b.resource_id, sizeof(b.resource_id), "%s", res.id);
+    snprintf(b.member_id, sizeof(b.member_id), "%s", a.val[O_MEMBER]);
+    snprintf(b.resource_id, sizeof(b.resource_id), "%s", a.val[O_RESOURCE]);
 
-    /* A no-show booking still marked confirmed would otherwise block the desk it has given up. */
-    r = access_sweep(ctl->st, &ctl->cfg.policy, ctl->now);
-    if (r < 0)
-        return fail("booking refused: releasing no-show bookings failed: %s", store_why(ctl, r));
-
-    int64_t conflict = 0;
-    r = store_booking_add(ctl->st, &b, &conflict);
-    if (r == -EEXIST) {
-        struct booking other;
+    /* The rules live in booking.c, shared with MQTT booking requests; the words stay the CLI's. */
+    struct booking_outcome out;
+    int r = booking_book(ctl->st, &ctl->cfg.policy, &b, ctl->now, &out);
+    switch (out.refusal) {
+    case BOOKING_OK:
+        break;
+    case BOOKING_UNKNOWN_MEMBER:
+        return fail("booking refused: no member '%s'", a.val[O_MEMBER]);
+    case BOOKING_UNKNOWN_RESOURCE:
+        return fail("booking refused: no resource '%s'", a.val[O_RESOURCE]);
+    case BOOKING_MEMBER_SUSPENDED:
+        return fail("booking refused: member '%s' is suspended", b.member_id);
+    case BOOKING_CONFLICT: {
+        const struct booking *other = &out.conflict;
         char id[TZ_BUFSZ], other_range[96];
-        if (!conflict || store_booking_get(ctl->st, conflict, &other) < 0)
+        if (!other->id)
             return fail("booking refused: it overlaps another booking");
-        fmt_booking_id(other.id, id);
-        fmt_range(other.start, other.end, other_range, sizeof(other_range));
-        if (strcmp(other.resource_id, b.resource_id) == 0)
+        fmt_booking_id(other->id, id);
+        fmt_range(other->start, other->end, other_range, sizeof(other_range));
+        if (strcmp(other->resource_id, b.resource_id) == 0)
             return fail("booking refused: %s is already booked by %s (%s)", b.resource_id, id, other_range);
-        return fail("booking refused: %s already has desk booking %s (%s, %s)", b.member_id, id, other.resource_id,
+        return fail("booking refused: %s already has desk booking %s (%s, %s)", b.member_id, id, other->resource_id,
                     other_range);
     }
-    if (r == -ENOENT)
-        return fail("booking refused: member or resource no longer exists");
+    case BOOKING_INVALID_TIME:
+        /* The times were checked above: this is the store's own bound (7 days). */
+        return fail("booking refused: %s (%s)", strerror(EINVAL), out.detail);
+    case BOOKING_NOT_FOUND:
+    case BOOKING_NOT_CONFIRMED:
+    case BOOKING_INVALID_REQUEST:
+    case BOOKING_FAILED:
+        return fail("booking refused: %s", out.detail);
+    }
     if (r < 0)
-        return fail("booking refused: %s", store_why(ctl, r));
+        return fail("booking refused: %s", out.detail);
     char id[TZ_BUFSZ];
     fmt_booking_id(b.id, id);
     return confirm(ctl, json_pack("{s:s, s:o}", "booking", id, "details", booking_json(&b)), "booked %s: %s for %s, %s%s",
@@ -1445,7 +1514,7 @@ static int booking_list(struct ctl *ctl, int argc, char **argv)
     return EXIT_SUCCESS;
 }
 
-static int booking_cancel(struct ctl *ctl, int argc, char **argv)
+static int booking_cancel_cmd(struct ctl *ctl, int argc, char **argv)
 {
     struct args a;
     int rc = parse_args(ctl, &cmdgroup_booking, "booking cancel", NULL, 0, 1, 1, "ID", argc, argv, &a);
@@ -1461,19 +1530,25 @@ static int booking_cancel(struct ctl *ctl, int argc, char **argv)
     char id[TZ_BUFSZ], what[64], range[96];
     fmt_booking_id(bid, id);
     snprintf(what, sizeof(what), "booking cancel %s", id);
-    struct booking b;
-    int r = store_booking_get(ctl->st, bid, &b);
-    if (r == -ENOENT)
+    struct booking_outcome out;
+    booking_cancel(ctl->st, bid, &out);
+    const struct booking b = out.booking;
+    switch (out.refusal) {
+    case BOOKING_OK:
+        break;
+    case BOOKING_NOT_FOUND:
         return fail("%s: no booking '%s'", what, id);
-    if (r < 0)
-        return fail("%s: %s", what, store_why(ctl, r));
-    r = store_booking_cancel(ctl->st, bid);
-    if (r == -EALREADY)
+    case BOOKING_NOT_CONFIRMED:
         return fail("%s: it is already %s", what, booking_status_name(b.status));
-    if (r == -ENOENT)
-        return fail("%s: no booking '%s'", what, id);
-    if (r < 0)
-        return fail("%s: %s", what, store_why(ctl, r));
+    case BOOKING_CONFLICT:
+    case BOOKING_UNKNOWN_MEMBER:
+    case BOOKING_UNKNOWN_RESOURCE:
+    case BOOKING_MEMBER_SUSPENDED:
+    case BOOKING_INVALID_TIME:
+    case BOOKING_INVALID_REQUEST:
+    case BOOKING_FAILED:
+        return fail("%s: %s", what, out.detail);
+    }
     return confirm(ctl, json_pack("{s:s}", "booking", id), "cancelled %s (%s for %s, %s)", id, b.resource_id,
                    b.member_id, fmt_range(b.start, b.end, range, sizeof(range)));
 }
@@ -1490,7 +1565,7 @@ static int cmd_booking(struct ctl *ctl, int argc, char **argv)
     if (strcmp(sub, "list") == 0)
         return booking_list(ctl, argc - 1, argv + 1);
     if (strcmp(sub, "cancel") == 0)
-        return booking_cancel(ctl, argc - 1, argv + 1);
+        return booking_cancel_cmd(ctl, argc - 1, argv + 1);
     return usage_error("booking", "booking: unknown subcommand '%s'", sub);
 }
 
@@ -1674,6 +1749,27 @@ static int cmd_occupancy(struct ctl *ctl, int argc, char **argv)
 static int cmd_log(struct ctl *ctl, int argc, char **argv);
 static const struct group cmdgroup_log = {"log", help_log, cmd_log};
 
+static json_t *access_json(const struct access_record *rec)
+{
+    char bid[TZ_BUFSZ] = "";
+    if (rec->booking_id)
+        fmt_booking_id(rec->booking_id, bid);
+    json_t *o = json_checked(json_object());
+    json_set(o, "seq", json_integer(rec->seq));
+    json_set(o, "at", json_time(rec->at));
+    json_set(o, "at_local", json_local(rec->at));
+    json_set(o, "door", json_str_or_null(rec->door));
+    json_set(o, "reader", json_str_or_null(rec->reader));
+    json_set(o, "direction", json_string(direction_name(rec->direction)));
+    json_set(o, "result", json_string(access_result_name(rec->result)));
+    json_set(o, "reason", json_string(access_reason_name(rec->reason)));
+    json_set(o, "member", json_str_or_null(rec->member_id));
+    json_set(o, "booking", json_str_or_null(bid));
+    json_set(o, "uid", json_str_or_null(rec->badge_uid));
+    json_set(o, "requested_by", json_str_or_null(rec->requested_by));
+    return o;
+}
+
 static int log_cb(const struct access_record *rec, void *userdata)
 {
     struct list_ctx *lc = userdata;
@@ -1681,24 +1777,17 @@ static int log_cb(const struct access_record *rec, void *userdata)
     if (rec->booking_id)
         fmt_booking_id(rec->booking_id, bid);
     if (lc->array) {
-        json_t *o = json_checked(json_object());
-        json_set(o, "seq", json_integer(rec->seq));
-        json_set(o, "at", json_time(rec->at));
-        json_set(o, "at_local", json_local(rec->at));
-        json_set(o, "door", json_str_or_null(rec->door));
-        json_set(o, "reader", json_str_or_null(rec->reader));
-        json_set(o, "direction", json_string(direction_name(rec->direction)));
-        json_set(o, "result", json_string(access_result_name(rec->result)));
-        json_set(o, "reason", json_string(access_reason_name(rec->reason)));
-        json_set(o, "member", json_str_or_null(rec->member_id));
-        json_set(o, "booking", json_str_or_null(bid));
-        json_set(o, "uid", json_str_or_null(rec->badge_uid));
-        if (json_array_append_new(lc->array, o) < 0)
+        if (json_array_append_new(lc->array, access_json(rec)) < 0)
             die_oom();
         return 0;
     }
-    char seq[32], at[TZ_BUFSZ];
+    char seq[32], at[TZ_BUFSZ], member[ID_MAX + 8];
     snprintf(seq, sizeof(seq), "%" PRId64, rec->seq);
+    /* A remote unlock has no member: who asked for it goes in that column. */
+    if (!rec->member_id[0] && rec->requested_by[0])
+        snprintf(member, sizeof(member), "by %s", rec->requested_by);
+    else
+        snprintf(member, sizeof(member), "%s", rec->member_id);
     const char *row[] = {seq,
                          tz_format_local(rec->at, at),
                          rec->door,
@@ -1706,7 +1795,7 @@ static int log_cb(const struct access_record *rec, void *userdata)
                          direction_name(rec->direction),
                          access_result_name(rec->result),
                          access_reason_name(rec->reason),
-                         rec->member_id,
+                         member,
                          bid,
                          rec->badge_uid};
     table_add_row(&lc->table, row);
@@ -1743,6 +1832,92 @@ static int cmd_log(struct ctl *ctl, int argc, char **argv)
     if (ctl->json)
         return json_print(lc.array);
     table_print_free(&lc.table);
+    return EXIT_SUCCESS;
+}
+
+/* ---------------------------------------------------------------- outbox, sync */
+
+static int cmd_outbox(struct ctl *ctl, int argc, char **argv);
+static const struct group cmdgroup_outbox = {"outbox", help_outbox, cmd_outbox};
+static int cmd_sync(struct ctl *ctl, int argc, char **argv);
+static const struct group cmdgroup_sync = {"sync", help_sync, cmd_sync};
+
+static json_t *json_seq(int64_t seq)
+{
+    return seq ? json_integer(seq) : json_null();
+}
+
+static int cmd_outbox(struct ctl *ctl, int argc, char **argv)
+{
+    struct args a;
+    int rc = parse_args(ctl, &cmdgroup_outbox, "outbox", NULL, 0, 0, 0, "", argc, argv, &a);
+    if (rc != ARGS_CONTINUE)
+        return rc;
+    if ((rc = ctl_load_config(ctl)) || (rc = ctl_open_store(ctl)))
+        return rc;
+    struct outbox_stats os;
+    int r = store_outbox_stats(ctl->st, &os);
+    if (r < 0)
+        return fail("outbox: %s", store_why(ctl, r));
+    if (ctl->json) {
+        json_t *o = json_checked(json_object());
+        json_set(o, "depth", json_integer(os.depth));
+        json_set(o, "oldest_seq", json_seq(os.oldest_seq));
+        json_set(o, "oldest_at", json_time(os.depth ? os.oldest_at : 0));
+        json_set(o, "oldest_kind", json_str_or_null(os.depth ? os.oldest_kind : NULL));
+        json_set(o, "newest_seq", json_seq(os.newest_seq));
+        json_set(o, "dropped", json_integer(os.dropped));
+        return json_print(o);
+    }
+    if (os.depth == 0) {
+        printf("outbox: empty; %" PRId64 " dropped\n", os.dropped);
+        return EXIT_SUCCESS;
+    }
+    char local[TZ_BUFSZ];
+    printf("outbox: %" PRId64 " event%s waiting, oldest #%" PRId64 " (%s) at %s; %" PRId64 " dropped\n", os.depth,
+           os.depth == 1 ? "" : "s", os.oldest_seq, os.oldest_kind, tz_format_local(os.oldest_at, local), os.dropped);
+    return EXIT_SUCCESS;
+}
+
+static json_t *sync_scope_json(int64_t version, int64_t applied_at)
+{
+    json_t *o = json_checked(json_object());
+    json_set(o, "version", version ? json_integer(version) : json_null());
+    json_set(o, "applied_at", json_time(version ? applied_at : 0));
+    return o;
+}
+
+static void print_sync_line(const char *label, int64_t version, int64_t applied_at)
+{
+    char local[TZ_BUFSZ];
+    if (!version)
+        printf("%s: none applied yet\n", label);
+    else
+        printf("%s: version %" PRId64 ", applied %s\n", label, version, tz_format_local(applied_at, local));
+}
+
+static int cmd_sync(struct ctl *ctl, int argc, char **argv)
+{
+    struct args a;
+    int rc = parse_args(ctl, &cmdgroup_sync, "sync", NULL, 0, 0, 0, "", argc, argv, &a);
+    if (rc != ARGS_CONTINUE)
+        return rc;
+    if ((rc = ctl_load_config(ctl)) || (rc = ctl_open_store(ctl)))
+        return rc;
+    int64_t site_v, site_at, net_v, net_at;
+    int r = sync_last_version(ctl->st, SYNC_SITE, &site_v, &site_at);
+    if (r == 0)
+        r = sync_last_version(ctl->st, SYNC_NETWORK, &net_v, &net_at);
+    if (r < 0)
+        return fail("sync: %s", store_why(ctl, r));
+    if (ctl->json) {
+        json_t *o = json_checked(json_object());
+        json_set(o, "site", sync_scope_json(site_v, site_at));
+        json_set(o, "network", sync_scope_json(net_v, net_at));
+        return json_print(o);
+    }
+    print_sync_line("site sync", site_v, site_at);
+    print_sync_line("network sync", net_v, net_at);
     return EXIT_SUCCESS;
 }
 
@@ -1869,11 +2044,273 @@ static int cmd_closure(struct ctl *ctl, int argc, char **argv)
     return usage_error("closure", "closure: unknown subcommand '%s'", sub);
 }
 
+/* ---------------------------------------------------------------- backup */
+
+static int cmd_backup(struct ctl *ctl, int argc, char **argv);
+static const struct group cmdgroup_backup = {"backup", help_backup, cmd_backup};
+
+static void backup_progress(int remaining, int total, void *userdata)
+{
+    (void)userdata;
+    if (total > 0)
+        fprintf(stderr, "\rbackup: %3d%%", (int)(100LL * (total - remaining) / total));
+}
+
+/* "1.2 MiB" */
+static char *fmt_size(int64_t bytes, char *buf, size_t len)
+{
+    if (bytes < 1024)
+        snprintf(buf, len, "%" PRId64 " bytes", bytes);
+    else if (bytes < 1024 * 1024)
+        snprintf(buf, len, "%.1f KiB", (double)bytes / 1024);
+    else
+        snprintf(buf, len, "%.1f MiB", (double)bytes / (1024 * 1024));
+    return buf;
+}
+
+static int cmd_backup(struct ctl *ctl, int argc, char **argv)
+{
+    enum { O_FORCE, O_STEP_PAGES, O_PAUSE_MS };
+    static const struct optdef defs[] = {{"force", false}, {"step-pages", true}, {"pause-ms", true}};
+    struct args a;
+    int rc = parse_args(ctl, &cmdgroup_backup, "backup", defs, 3, 1, 1, "FILE", argc, argv, &a);
+    if (rc != ARGS_CONTINUE)
+        return rc;
+    struct store_backup_options opt = {.overwrite = a.val[O_FORCE] != NULL};
+    long v;
+    if (a.val[O_STEP_PAGES]) {
+        if (!parse_int_range(a.val[O_STEP_PAGES], 1, 1000000, &v))
+            return fail("--step-pages: '%s' is not a number from 1 to 1000000", a.val[O_STEP_PAGES]);
+        opt.pages_per_step = (int)v;
+    }
+    if (a.val[O_PAUSE_MS]) {
+        if (!parse_int_range(a.val[O_PAUSE_MS], 0, 10000, &v))
+            return fail("--pause-ms: '%s' is not a number from 0 to 10000", a.val[O_PAUSE_MS]);
+        opt.pause_ms = (int)v;
+    }
+    const char *file = a.pos[0];
+    if ((rc = ctl_load_config(ctl)) || (rc = ctl_open_store(ctl)))
+        return rc;
+    bool show_progress = !ctl->json && isatty(STDERR_FILENO);
+    if (show_progress)
+        opt.progress = backup_progress;
+    struct store_backup_result res;
+    uint64_t t0 = clock_mono_ms();
+    int r = store_backup(ctl->st, file, &opt, &res);
+    uint64_t ms = clock_mono_ms() - t0;
+    if (show_progress && res.steps > 0)
+        fputs("\r             \r", stderr);
+    if (r == -EEXIST)
+        return fail("backup %s: %s (--force replaces it)", file, store_errmsg(ctl->st));
+    if (r < 0)
+        return fail("backup %s: %s", file, store_errmsg(ctl->st));
+    char size[32];
+    json_t *extra = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:i}", "database", ctl->db_path, "file", file,
+                              "bytes", (json_int_t)res.bytes, "pages", (json_int_t)res.pages, "page_size",
+                              (json_int_t)res.page_size, "milliseconds", (json_int_t)ms, "steps", res.steps,
+                              "busy_retries", res.busy_retries);
+    return confirm(ctl, extra, "backed up %s to %s: %s (%" PRId64 " pages of %" PRId64 " bytes) in %.2f s", ctl->db_path,
+                   file, fmt_size(res.bytes, size, sizeof size), res.pages, res.page_size, (double)ms / 1000.0);
+}
+
+/* ---------------------------------------------------------------- export */
+
+static int cmd_export(struct ctl *ctl, int argc, char **argv);
+static const struct group cmdgroup_export = {"export", help_export, cmd_export};
+
+struct export_ctx {
+    json_t *array;
+    const char *member_id;
+    int64_t count;
+};
+
+static int export_badge_cb(const struct badge *b, void *userdata)
+{
+    struct export_ctx *ec = userdata;
+    if (strcmp(b->member_id, ec->member_id) != 0)
+        return 0;
+    if (json_array_append_new(ec->array, badge_json(b)) < 0)
+        die_oom();
+    ec->count++;
+    return 0;
+}
+
+static int export_booking_cb(const struct booking *b, void *userdata)
+{
+    struct export_ctx *ec = userdata;
+    if (json_array_append_new(ec->array, booking_json(b)) < 0)
+        die_oom();
+    ec->count++;
+    return 0;
+}
+
+static int export_access_cb(const struct access_record *rec, void *userdata)
+{
+    struct export_ctx *ec = userdata;
+    if (json_array_append_new(ec->array, access_json(rec)) < 0)
+        die_oom();
+    ec->count++;
+    return 0;
+}
+
+/* Writes the document to a new file (mode 0600: it is personal data); on failure no file is left. */
+static int export_write(const char *what, const char *file, bool force, json_t *doc)
+{
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL), 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return fail("%s: %s already exists (--force replaces it)", what, file);
+        return fail("%s: cannot create %s: %s", what, file, strerror(errno));
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(file);
+        return fail("%s: %s: %s", what, file, strerror(e));
+    }
+    int r = json_dumpf(doc, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (r == 0 && fputc('\n', f) == EOF)
+        r = -1;
+    if (r == 0 && fflush(f) != 0)
+        r = -1;
+    if (r == 0 && fsync(fileno(f)) != 0)
+        r = -1;
+    int e = errno;
+    if (fclose(f) != 0 && r == 0) {
+        r = -1;
+        e = errno;
+    }
+    if (r < 0) {
+        unlink(file);
+        return fail("%s: cannot write %s: %s", what, file, strerror(e ? e : EIO));
+    }
+    return EXIT_SUCCESS;
+}
+
+static int cmd_export(struct ctl *ctl, int argc, char **argv)
+{
+    enum { O_OUTPUT, O_FORCE };
+    static const struct optdef defs[] = {{"output", true}, {"force", false}};
+    struct args a;
+    int rc = parse_args(ctl, &cmdgroup_export, "export", defs, 2, 1, 1, "ID", argc, argv, &a);
+    if (rc != ARGS_CONTINUE)
+        return rc;
+    if (a.val[O_OUTPUT] && !*a.val[O_OUTPUT])
+        return usage_error("export", "export: --output needs a file name");
+    if ((rc = ctl_load_config(ctl)) || (rc = ctl_open_store(ctl)))
+        return rc;
+    char what[128];
+    snprintf(what, sizeof(what), "export %s", a.pos[0]);
+    struct member m;
+    if ((rc = member_lookup(ctl, what, a.pos[0], &m)))
+        return rc;
+
+    int today = tz_local_ymd(ctl->now);
+    json_t *doc = json_checked(json_object());
+    json_set(doc, "format", json_string("telecentred-member-export/1"));
+    json_set(doc, "generated_at", json_time(ctl->now));
+    json_set(doc, "site", json_pack("{s:s, s:o}", "id", ctl->cfg.site_id, "name",
+                                    json_checked(json_str_or_null(ctl->cfg.site_name))));
+    json_set(doc, "log_retention_days", json_integer(ctl->cfg.log_retention_days));
+    json_set(doc, "member", member_json(&m, today));
+
+    struct export_ctx badges = {.array = json_checked(json_array()), .member_id = m.id};
+    struct export_ctx bookings = {.array = json_checked(json_array()), .member_id = m.id};
+    struct export_ctx log = {.array = json_checked(json_array()), .member_id = m.id};
+    json_set(doc, "badges", badges.array);
+    json_set(doc, "bookings", bookings.array);
+    int r = store_badge_foreach(ctl->st, export_badge_cb, &badges);
+    if (r >= 0)
+        r = store_member_booking_foreach(ctl->st, m.id, export_booking_cb, &bookings);
+    struct presence p;
+    int have_presence = 0;
+    if (r >= 0) {
+        r = store_presence_get(ctl->st, m.id, &p);
+        have_presence = r == 0;
+        if (r == -ENOENT)
+            r = 0;
+    }
+    if (have_presence) {
+        json_t *o = json_checked(json_object());
+        json_set(o, "since", json_time(p.since));
+        json_set(o, "since_local", json_local(p.since));
+        json_set(o, "expected_end", json_time(p.expected_end));
+        json_set(o, "expected_end_local", json_local(p.expected_end));
+        json_set(o, "booking", json_booking_ref(p.booking_id));
+        json_set(o, "present_now", json_boolean(p.expected_end > ctl->now));
+        json_set(doc, "presence", o);
+    } else {
+        json_set(doc, "presence", json_null());
+    }
+    json_set(doc, "access_log", log.array);
+    if (r >= 0)
+        r = store_member_access_foreach(ctl->st, m.id, export_access_cb, &log);
+    if (r < 0) {
+        json_decref(doc);
+        return fail("%s: %s", what, store_why(ctl, r));
+    }
+
+    if (!a.val[O_OUTPUT])
+        return json_print(doc);
+    const char *file = a.val[O_OUTPUT];
+    rc = export_write(what, file, a.val[O_FORCE] != NULL, doc);
+    json_decref(doc);
+    if (rc != EXIT_SUCCESS)
+        return rc;
+    json_t *extra = json_pack("{s:s, s:s, s:I, s:I, s:I}", "member", m.id, "file", file, "badges",
+                              (json_int_t)badges.count, "bookings", (json_int_t)bookings.count, "access_log",
+                              (json_int_t)log.count);
+    return confirm(ctl, extra, "exported member %s to %s: %" PRId64 " badge%s, %" PRId64 " booking%s, %" PRId64
+                   " access-log row%s", m.id, file, badges.count, badges.count == 1 ? "" : "s", bookings.count,
+                   bookings.count == 1 ? "" : "s", log.count, log.count == 1 ? "" : "s");
+}
+
+/* ---------------------------------------------------------------- purge */
+
+static int cmd_purge(struct ctl *ctl, int argc, char **argv);
+static const struct group cmdgroup_purge = {"purge", help_purge, cmd_purge};
+
+#define PURGE_PAUSE_MS 20   /* between steps: room for the daemon's writes */
+
+static int cmd_purge(struct ctl *ctl, int argc, char **argv)
+{
+    enum { O_DRY_RUN };
+    static const struct optdef defs[] = {{"dry-run", false}};
+    struct args a;
+    int rc = parse_args(ctl, &cmdgroup_purge, "purge", defs, 1, 0, 0, "", argc, argv, &a);
+    if (rc != ARGS_CONTINUE)
+        return rc;
+    bool dry_run = a.val[O_DRY_RUN] != NULL;
+    if ((rc = ctl_load_config(ctl)) || (rc = ctl_open_store(ctl)))
+        return rc;
+    int days = ctl->cfg.log_retention_days;
+    int64_t before = ctl->now - (int64_t)days * 86400;
+    struct store_purge_counts counts;
+    int r = dry_run ? store_purge_count(ctl->st, before, &counts)
+                    : store_purge(ctl->st, before, STORE_PURGE_BATCH, PURGE_PAUSE_MS, &counts);
+    if (r < 0) {
+        if (!dry_run && (counts.access_log || counts.presence))
+            return fail("purge: %s (after deleting %" PRId64 " access-log rows and %" PRId64 " presence rows)",
+                        store_why(ctl, r), counts.access_log, counts.presence);
+        return fail("purge: %s", store_why(ctl, r));
+    }
+    char cutoff[TZ_BUFSZ];
+    tz_format_local(before, cutoff);
+    json_t *extra = json_pack("{s:b, s:i, s:o, s:I, s:I}", "dry_run", dry_run, "log_retention_days", days, "before",
+                              json_checked(json_time(before)), "access_log", (json_int_t)counts.access_log,
+                              "presence", (json_int_t)counts.presence);
+    return confirm(ctl, extra, "%s %" PRId64 " access-log row%s and %" PRId64 " presence row%s older than %s (%d day%s)",
+                   dry_run ? "would purge" : "purged", counts.access_log, counts.access_log == 1 ? "" : "s",
+                   counts.presence, counts.presence == 1 ? "" : "s", cutoff, days, days == 1 ? "" : "s");
+}
+
 /* ---------------------------------------------------------------- main */
 
 static const struct group *const groups[] = {
     &cmdgroup_init,  &cmdgroup_member, &cmdgroup_badge,     &cmdgroup_resource, &cmdgroup_book,
     &cmdgroup_booking, &cmdgroup_check, &cmdgroup_occupancy, &cmdgroup_log,      &cmdgroup_closure,
+    &cmdgroup_outbox, &cmdgroup_sync,   &cmdgroup_backup, &cmdgroup_export, &cmdgroup_purge,
 };
 #define N_GROUPS (sizeof(groups) / sizeof(groups[0]))
 

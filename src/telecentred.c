@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -16,13 +18,21 @@
 #include "config.h"
 #include "door.h"
 #include "gpio.h"
+#include "link.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "reader.h"
 #include "store.h"
 #include "version.h"
 
 #define SWEEP_INTERVAL_MS 60000u
+/* Retention ([privacy] log_retention_days): at start, then once a day; one bounded purge step per loop
+ * turn, so a tap never waits behind a whole purge. A failed run is tried again sooner. */
+#define RETENTION_INTERVAL_MS (24u * 3600u * 1000u)
+#define RETENTION_RETRY_MS (3600u * 1000u)
+/* The test hook (TELECENTRED_TEST_HOOKS=1): SIGUSR2 stalls the loop this long by default. */
+#define TEST_STALL_DEFAULT_S 5
 /* The relay's pulse is bounded (gpio_set_bounded) at exactly unlock_ms, the door's own relock time, so
  * it can never outlive unlock_ms even if this loop stalls. In normal operation the loop relocks at the
  * same instant; when it comes more than this late, the stall is worth a warning. */
@@ -63,7 +73,15 @@ struct reader_unit {
     bool lost;                /* reported offline and not back yet */
 };
 
+enum broker_state {
+    BROKER_OFF,                 /* MQTT off ([mqtt] host empty) */
+    BROKER_CONNECTING,          /* started, no result yet */
+    BROKER_CONNECTED,
+    BROKER_UNREACHABLE,         /* lost, or an attempt failed: the link retries in the background */
+};
+
 struct daemon {
+    const char *config_path;
     struct config cfg;
     bool has_exit_reader;
     struct store *store;
@@ -75,7 +93,78 @@ struct daemon {
     struct loop *loop;
     struct loop_timer *door_timer;
     struct loop_timer *sweep_timer;
+    struct link *link;          /* NULL: MQTT off ([mqtt] host empty) */
+    enum broker_state broker;
+    /* systemd (src/notify.h): the watchdog ping, from this loop only, and the last STATUS= sent */
+    struct loop_timer *watchdog_timer;
+    uint64_t watchdog_ms;       /* systemd's WatchdogSec in ms; 0: no watchdog */
+    char status[256];
+    bool serving;               /* READY=1 sent and no reload under way: STATUS= changes are sent */
+    /* retention: a purge runs over several loop turns */
+    struct loop_timer *retention_timer;
+    bool purging;
+    int64_t purge_before;
+    struct store_purge_counts purged;
+    bool fatal;                 /* a reload left nothing runnable: the loop quits, exit status 1 */
 };
+
+/* ---- systemd status ---- */
+
+/* One line a person reads in `systemctl status`: "serving: 2 doors, 2 readers (1 lost), broker
+ * connected, outbox 0". */
+static void format_status(struct daemon *dm, char *out, size_t size)
+{
+    size_t lost = 0;
+    for (size_t i = 0; i < dm->n_readers; i++)
+        lost += dm->readers[i].lost;
+    char lost_text[32] = "";
+    if (lost)
+        snprintf(lost_text, sizeof lost_text, " (%zu lost)", lost);
+    const char *broker = "MQTT off";
+    switch (dm->broker) {
+    case BROKER_OFF:
+        break;
+    case BROKER_CONNECTING:
+        broker = "broker connecting";
+        break;
+    case BROKER_CONNECTED:
+        broker = "broker connected";
+        break;
+    case BROKER_UNREACHABLE:
+        broker = "broker unreachable";
+        break;
+    }
+    char outbox[48] = "";
+    struct outbox_stats os;
+    if (dm->broker != BROKER_OFF && dm->store && store_outbox_stats(dm->store, &os) == 0)
+        snprintf(outbox, sizeof outbox, ", outbox %lld", (long long)os.depth);
+    snprintf(out, size, "serving: %zu door%s, %zu reader%s%s, %s%s", dm->n_doors, dm->n_doors == 1 ? "" : "s",
+             dm->n_readers, dm->n_readers == 1 ? "" : "s", lost_text, broker, outbox);
+}
+
+/* STATUS= when the line changed (reader lost or back, broker up or down, the outbox at each sweep). */
+static void status_update(struct daemon *dm)
+{
+    if (!dm->serving)
+        return;                 /* READY=1 will carry it */
+    char now[sizeof dm->status];
+    format_status(dm, now, sizeof now);
+    if (strcmp(now, dm->status) == 0)
+        return;
+    snprintf(dm->status, sizeof dm->status, "%s", now);
+    int r = notify_status("%s", now);
+    if (r < 0)
+        log_debug("sd_notify STATUS: %s", strerror(-r));
+}
+
+static void notify_serving(struct daemon *dm)
+{
+    format_status(dm, dm->status, sizeof dm->status);
+    dm->serving = true;
+    int r = notify_ready(dm->status);
+    if (r < 0)
+        log_warn("sd_notify READY=1: %s", strerror(-r));
+}
 
 /* ---- doors ---- */
 
@@ -153,6 +242,14 @@ static void door_unit_state_changed(void *userdata, enum door_state from, enum d
     case DOOR_OPEN:
         break;
     }
+    /* MQTT: the retained door state, and alarms as events (active when the door enters forced or
+     * held_open, inactive when it leaves). The link never affects the door. */
+    struct link *lk = u->daemon->link;
+    link_door_state(lk, u->cfg->name, to, clock_now(NULL));
+    if ((from == DOOR_HELD_OPEN || from == DOOR_FORCED) && from != to)
+        link_alarm(lk, door_state_name(from), false, u->cfg->name, NULL, NULL);
+    if (to == DOOR_HELD_OPEN || to == DOOR_FORCED)
+        link_alarm(lk, door_state_name(to), true, u->cfg->name, NULL, NULL);
 }
 
 static const struct door_ops door_unit_ops = {
@@ -289,9 +386,12 @@ static void log_access(const struct access_record *rec)
         snprintf(member, sizeof(member), " member=%s", rec->member_id);
     if (rec->booking_id)
         snprintf(booking, sizeof(booking), " booking=b-%lld", (long long)rec->booking_id);
-    log_info("access seq=%lld door=%s reader=%s %s %s %s%s%s", (long long)rec->seq, rec->door, rec->reader,
+    char by[ID_MAX + 8] = "";
+    if (rec->requested_by[0])
+        snprintf(by, sizeof(by), " by=%s", rec->requested_by);
+    log_info("access seq=%lld door=%s reader=%s %s %s %s%s%s%s", (long long)rec->seq, rec->door, rec->reader,
              direction_name(rec->direction), access_result_name(rec->result),
-             access_reason_name(rec->reason), member, booking);
+             access_reason_name(rec->reason), member, booking, by);
 }
 
 /* The door acts as soon as the decision is known, before the commit's fsync: durability follows. */
@@ -323,6 +423,7 @@ static void reader_tapped(struct reader *r, const char *uid, void *userdata)
         .has_exit_reader = dm->has_exit_reader,
         .on_decided = tap_decided,
         .userdata = ru,
+        .outbox_max = dm->link ? dm->cfg.mqtt.outbox_max : 0,
     };
     struct decision d;
     struct access_record rec;
@@ -342,6 +443,9 @@ static void reader_tapped(struct reader *r, const char *uid, void *userdata)
         log_access(&rec);
     }
     door_timer_follow(dm);
+    /* After the door acted: publishing waits for it, never the other way round. */
+    link_database_status(dm->link, err < 0 ? store_errmsg(dm->store) : NULL);
+    link_changed(dm->link);
 }
 
 static void reader_problem(struct reader *r, int err, const char *raw, void *userdata)
@@ -369,16 +473,24 @@ static void reader_health_changed(struct reader *r, enum reader_health health, c
     const char *name = reader_config(r)->name;
     switch (health) {
     case READER_OFFLINE:
-        if (!ru->lost)
+        if (!ru->lost) {
             log_warn("reader %s: lost (%s)", name, detail ? detail : "");
+            link_reader_health(ru->daemon->link, name, false);
+            link_alarm(ru->daemon->link, "reader_offline", true, NULL, name, detail);
+        }
         ru->lost = true;
+        status_update(ru->daemon);
         break;
     case READER_ONLINE:
-        if (ru->lost)
+        if (ru->lost) {
             log_notice("reader %s: back in service", name);
-        else
+            link_reader_health(ru->daemon->link, name, true);
+            link_alarm(ru->daemon->link, "reader_offline", false, NULL, name, NULL);
+        } else {
             log_info("reader %s: in service (%s)", name, detail ? detail : "");
+        }
         ru->lost = false;
+        status_update(ru->daemon);
         break;
     }
 }
@@ -407,6 +519,79 @@ static struct door_unit *find_door_unit(struct daemon *dm, const char *name)
     return NULL;
 }
 
+/* ---- MQTT ---- */
+
+static void unlock_decided(const struct decision *d, const struct access_record *rec, void *userdata)
+{
+    struct door_unit *u = userdata;
+    door_grant(u->door, clock_mono_ms());
+    door_unit_relay_rearm(u);
+}
+
+/* A remote unlock the link has checked (not retained, fresh, this door, a valid "by"): granted like a
+ * badge, one access-log row with who asked, and its event. */
+static void remote_unlock(void *userdata, const char *door, const char *by)
+{
+    struct daemon *dm = userdata;
+    struct door_unit *u = find_door_unit(dm, door);
+    if (!u)
+        return;
+    struct access_request req = {
+        .door = u->cfg->name,
+        .reader = "",
+        .direction = DIRECTION_IN,
+        .now = clock_now(NULL),
+        .on_decided = unlock_decided,
+        .userdata = u,
+        .outbox_max = dm->cfg.mqtt.outbox_max,
+    };
+    struct access_record rec;
+    int err = access_remote_unlock(dm->store, &req, by, &rec);
+    if (err < 0)
+        log_err("access door=%s remote granted by=%s: NOT RECORDED: %s (%s)", u->cfg->name, by, strerror(-err),
+                store_errmsg(dm->store));
+    else
+        log_access(&rec);
+    door_timer_follow(dm);
+    link_database_status(dm->link, err < 0 ? store_errmsg(dm->store) : NULL);
+}
+
+static void link_log(void *userdata, int priority, const char *line)
+{
+    log_msg(priority, "%s", line);
+}
+
+static void link_connection(void *userdata, bool up)
+{
+    struct daemon *dm = userdata;
+    dm->broker = up ? BROKER_CONNECTED : BROKER_UNREACHABLE;
+    status_update(dm);
+}
+
+static const struct link_ops daemon_link_ops = {
+    .unlock = remote_unlock,
+    .log = link_log,
+    .connection = link_connection,
+};
+
+/* MQTT on when [mqtt] host is set. A password file or TLS file that cannot be used is a start error; a
+ * broker that is away is not (the link connects in the background). */
+static int daemon_start_link(struct daemon *dm)
+{
+    if (!dm->cfg.mqtt.host[0])
+        return 0;
+    char err[1024];
+    int r = link_new(&dm->cfg, dm->store, dm->loop, NULL, &daemon_link_ops, dm, &dm->link, err, sizeof(err));
+    if (r < 0) {
+        log_err("%s", err);
+        return r;
+    }
+    int64_t now = clock_now(NULL);
+    for (size_t i = 0; i < dm->n_doors; i++)
+        link_door_state(dm->link, dm->doors[i].cfg->name, door_state(dm->doors[i].door), now);
+    return 0;
+}
+
 static int reader_unit_start(struct daemon *dm, struct reader_unit *ru, const struct reader_config *rc)
 {
     ru->daemon = dm;
@@ -431,7 +616,7 @@ static int reader_unit_start(struct daemon *dm, struct reader_unit *ru, const st
     return 0;
 }
 
-/* ---- housekeeping and signals ---- */
+/* ---- housekeeping ---- */
 
 static void sweep(struct daemon *dm)
 {
@@ -440,6 +625,8 @@ static void sweep(struct daemon *dm)
         log_err("sweep: releasing no-show bookings failed: %s (%s)", strerror(-r), store_errmsg(dm->store));
     else if (r > 0)
         log_info("released %d no-show booking%s", r, r == 1 ? "" : "s");
+    link_changed(dm->link);
+    status_update(dm);      /* the outbox depth, once a minute */
 }
 
 static void sweep_timer_fired(struct loop_timer *t, void *userdata)
@@ -451,17 +638,65 @@ static void sweep_timer_fired(struct loop_timer *t, void *userdata)
         log_err("cannot arm the sweep timer: %s", strerror(-r));
 }
 
-static void stop_signal(int signo, void *userdata)
+/* Access-log rows and ended presence older than log_retention_days. One step (STORE_PURGE_BATCH rows,
+ * one short transaction) per firing; the timer fires again at once while rows remain, so taps and the
+ * watchdog go in between the steps. */
+static void retention_timer_fired(struct loop_timer *t, void *userdata)
 {
     struct daemon *dm = userdata;
-    const char *abbrev = sigabbrev_np(signo);
-    log_notice("stopping (signal %s)", abbrev ? abbrev : "?");
-    loop_quit(dm->loop, 0);
+    int days = dm->cfg.log_retention_days;
+    if (!dm->purging) {
+        dm->purging = true;
+        dm->purge_before = clock_now(NULL) - (int64_t)days * 86400;
+        dm->purged = (struct store_purge_counts){0};
+    }
+    int r = store_purge_step(dm->store, dm->purge_before, STORE_PURGE_BATCH, &dm->purged);
+    if (r == 1) {
+        r = loop_timer_arm(t, 1);   /* an instant long past: due at once */
+        if (r == 0)
+            return;
+        log_err("retention: cannot arm its timer: %s", strerror(-r));
+    }
+    dm->purging = false;
+    uint64_t next = RETENTION_INTERVAL_MS;
+    if (r < 0) {
+        log_err("retention: purging rows older than %d days failed: %s (%s); purged %lld access-log and "
+                "%lld presence rows before that; trying again in an hour",
+                days, strerror(-r), store_errmsg(dm->store), (long long)dm->purged.access_log,
+                (long long)dm->purged.presence);
+        next = RETENTION_RETRY_MS;
+    } else {
+        log_info("retention: purged %lld access-log row%s and %lld presence row%s older than %d day%s",
+                 (long long)dm->purged.access_log, dm->purged.access_log == 1 ? "" : "s",
+                 (long long)dm->purged.presence, dm->purged.presence == 1 ? "" : "s", days,
+                 days == 1 ? "" : "s");
+    }
+    r = loop_timer_arm_in(t, next);
+    if (r < 0)
+        log_err("retention: cannot arm its timer: %s", strerror(-r));
 }
 
-static void reload_signal(int signo, void *userdata)
+/* A purge now, from the start (at start, and after a reload that changed the database or the period). */
+static void retention_restart(struct daemon *dm)
 {
-    log_notice("reload is not supported yet; restart to apply a new configuration");
+    dm->purging = false;
+    int r = loop_timer_arm(dm->retention_timer, 1);
+    if (r < 0)
+        log_err("retention: cannot arm its timer: %s", strerror(-r));
+}
+
+/* WATCHDOG=1 at half systemd's interval, from a timer of this loop: a loop that stalls (a blocking call
+ * that never returns, a busy callback) stops pinging and systemd restarts the daemon. */
+static void watchdog_timer_fired(struct loop_timer *t, void *userdata)
+{
+    struct daemon *dm = userdata;
+    int r = notify_watchdog();
+    if (r < 0)
+        log_debug("sd_notify WATCHDOG=1: %s", strerror(-r));
+    uint64_t half = dm->watchdog_ms / 2;
+    r = loop_timer_arm_in(t, half ? half : 1);
+    if (r < 0)
+        log_err("cannot arm the watchdog timer: %s", strerror(-r));
 }
 
 /* ---- start and stop ---- */
@@ -479,64 +714,33 @@ static int load_config(const char *path, struct config *cfg, char *err, size_t e
     return r;
 }
 
-static int daemon_start_loop(struct daemon *dm)
+static int open_store(const struct config *cfg, struct store **out)
 {
-    int r = loop_new(&dm->loop);
-    if (r < 0) {
-        log_err("cannot create the event loop: %s", strerror(-r));
-        return r;
-    }
-    if ((r = loop_add_signal(dm->loop, SIGTERM, stop_signal, dm)) < 0 ||
-        (r = loop_add_signal(dm->loop, SIGINT, stop_signal, dm)) < 0 ||
-        (r = loop_add_signal(dm->loop, SIGHUP, reload_signal, dm)) < 0) {
-        log_err("cannot watch signals: %s", strerror(-r));
-        return r;
-    }
-    int fd = gpio_fd(dm->gpio);
-    if (fd >= 0 && (r = loop_add_fd(dm->loop, fd, EPOLLIN, gpio_readable, dm)) < 0) {
-        log_err("gpio: cannot watch inputs: %s", strerror(-r));
-        return r;
-    }
-    for (size_t i = 0; i < dm->n_readers; i++) {
-        struct reader_unit *ru = &dm->readers[i];
-        fd = reader_fd(ru->reader);
-        if (fd >= 0 && (r = loop_add_fd(dm->loop, fd, EPOLLIN, reader_readable, ru)) < 0) {
-            log_err("reader %s: cannot watch: %s", reader_config(ru->reader)->name, strerror(-r));
-            return r;
-        }
-    }
-    if ((r = loop_timer_new(dm->loop, door_timer_fired, dm, &dm->door_timer)) < 0 ||
-        (r = loop_timer_new(dm->loop, sweep_timer_fired, dm, &dm->sweep_timer)) < 0 ||
-        (r = loop_timer_arm_in(dm->sweep_timer, SWEEP_INTERVAL_MS)) < 0) {
-        log_err("cannot create timers: %s", strerror(-r));
-        return r;
-    }
-    return 0;
-}
-
-static int daemon_start(struct daemon *dm, const char *config_path)
-{
-    char err[1024];
-    int r = load_config(config_path, &dm->cfg, err, sizeof(err));
-    if (r < 0) {
-        log_err("%s", err);
-        return r;
-    }
-    const struct config *cfg = &dm->cfg;
-    dm->has_exit_reader = config_has_exit_reader(cfg);
-
     bool db_existed = access(cfg->db_path, F_OK) == 0;
     char why[512];
-    r = store_open_ex(cfg->db_path, STORE_CREATE, &dm->store, why, sizeof(why));
+    int r = store_open_ex(cfg->db_path, STORE_CREATE, out, why, sizeof(why));
     if (r < 0) {
         log_err("database %s: %s", cfg->db_path, why);
         return r;
     }
     if (!db_existed)
         log_notice("created a new database at %s", cfg->db_path);
+    int old_version = 0;
+    const char *copy = store_migration_backup(*out, &old_version);
+    if (copy)
+        log_notice("database %s: migrated from schema %d to %d; the old one is kept as %s", cfg->db_path,
+                   old_version, STORE_SCHEMA_VERSION, copy);
+    return 0;
+}
 
-    r = gpio_open(cfg->gpio_driver, cfg->gpio_driver == GPIO_DRIVER_SIM ? cfg->gpio_fifo : NULL,
-                  gpio_input_changed, dm, &dm->gpio);
+/* The doors, GPIO, readers and MQTT link of dm->cfg: everything a reload rebuilds. On failure the
+ * caller runs daemon_stop_units(), which undoes whatever was started. */
+static int daemon_start_units(struct daemon *dm)
+{
+    const struct config *cfg = &dm->cfg;
+    dm->has_exit_reader = config_has_exit_reader(cfg);
+    int r = gpio_open(cfg->gpio_driver, cfg->gpio_driver == GPIO_DRIVER_SIM ? cfg->gpio_fifo : NULL,
+                      gpio_input_changed, dm, &dm->gpio);
     if (r == -ENOTSUP) {
         log_err("gpio: driver gpiod: built without libgpiod support");
         return r;
@@ -553,6 +757,11 @@ static int daemon_start(struct daemon *dm, const char *config_path)
         return r;
     }
     gpio_set_problem_cb(dm->gpio, gpio_problem);
+    int fd = gpio_fd(dm->gpio);
+    if (fd >= 0 && (r = loop_add_fd(dm->loop, fd, EPOLLIN, gpio_readable, dm)) < 0) {
+        log_err("gpio: cannot watch inputs: %s", strerror(-r));
+        return r;
+    }
 
     for (size_t i = 0; i < cfg->n_doors; i++) {
         r = door_unit_start(dm, &dm->doors[i], &cfg->doors[i]);
@@ -562,12 +771,18 @@ static int daemon_start(struct daemon *dm, const char *config_path)
             return r;
     }
     for (size_t i = 0; i < cfg->n_readers; i++) {
-        r = reader_unit_start(dm, &dm->readers[i], &cfg->readers[i]);
+        struct reader_unit *ru = &dm->readers[i];
+        r = reader_unit_start(dm, ru, &cfg->readers[i]);
         if (r < 0)
             return r;
         dm->n_readers = i + 1;
+        fd = reader_fd(ru->reader);
+        if (fd >= 0 && (r = loop_add_fd(dm->loop, fd, EPOLLIN, reader_readable, ru)) < 0) {
+            log_err("reader %s: cannot watch: %s", cfg->readers[i].name, strerror(-r));
+            return r;
+        }
     }
-    r = daemon_start_loop(dm);
+    r = daemon_start_link(dm);
     if (r < 0)
         return r;
 
@@ -579,24 +794,296 @@ static int daemon_start(struct daemon *dm, const char *config_path)
             door_contact(u->door, true, now);
     }
     door_timer_follow(dm);
-    sweep(dm);
-
-    log_info("telecentred %s started: site %s, %zu door%s, %zu reader%s", TELECENTRED_VERSION, cfg->site_id,
-             dm->n_doors, dm->n_doors == 1 ? "" : "s", dm->n_readers, dm->n_readers == 1 ? "" : "s");
+    if (dm->link) {
+        r = link_start(dm->link);
+        if (r < 0) {
+            log_err("mqtt: cannot start: %s", strerror(-r));
+            return r;
+        }
+        dm->broker = BROKER_CONNECTING;
+        log_info("mqtt: connecting to %s:%d in the background", cfg->mqtt.host, cfg->mqtt.port);
+    }
     return 0;
 }
 
-/* Reverse order of start, on every way out (clean stop, a start that failed half-way, a failed loop).
- * Doors first: door_free() drives every output off (door_make_safe) while the lines are still held, which
- * also cancels a running relay guard; then the lines are released. A door whose start failed after its
+/* Reverse order of daemon_start_units(), for a stop, a reload and a start that failed half-way. Doors
+ * first: door_free() drives every output off (door_make_safe) while the lines are still held, which also
+ * cancels a running relay guard; then the lines are released. A door whose start failed after its
  * outputs were requested has no door object, but its outputs were requested off and never set. */
-static void daemon_stop(struct daemon *dm)
+static void daemon_stop_units(struct daemon *dm)
 {
+    /* "offline" first (bounded wait), while the doors are still held; the link never touches them. */
+    link_stop(dm->link);
     for (size_t i = 0; i < dm->n_doors; i++)
         dm->doors[i].door = door_free(dm->doors[i].door);
+    /* Out of the loop before closing: a later fd with the same number must not meet a stale watch. */
+    int fd = dm->gpio ? gpio_fd(dm->gpio) : -1;
+    if (fd >= 0)
+        loop_remove_fd(dm->loop, fd);
     dm->gpio = gpio_close(dm->gpio);
-    for (size_t i = 0; i < dm->n_readers; i++)
-        dm->readers[i].reader = reader_close(dm->readers[i].reader);
+    for (size_t i = 0; i < dm->n_readers; i++) {
+        struct reader_unit *ru = &dm->readers[i];
+        fd = ru->reader ? reader_fd(ru->reader) : -1;
+        if (fd >= 0)
+            loop_remove_fd(dm->loop, fd);
+        ru->reader = reader_close(ru->reader);
+    }
+    dm->link = link_free(dm->link);     /* before the loop: it watches the transport there */
+    dm->broker = BROKER_OFF;
+    memset(dm->doors, 0, sizeof dm->doors);
+    memset(dm->readers, 0, sizeof dm->readers);
+    dm->n_doors = dm->n_readers = 0;
+    if (dm->door_timer)
+        loop_timer_arm(dm->door_timer, 0);
+}
+
+/* Appends "; item" (or "item" first) to a summary. */
+static void add_change(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add_change(char *out, size_t size, const char *fmt, ...)
+{
+    size_t len = strlen(out);
+    if (len + 3 >= size)
+        return;
+    if (len) {
+        memcpy(out + len, "; ", 3);
+        len += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+/* What a reload changes, at a high level, for its log line. Both configurations come from
+ * config_load(), which zeroes the whole struct first, so comparing sections byte for byte is exact. */
+static void describe_changes(const struct config *a, const struct config *b, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (strcmp(a->site_id, b->site_id) != 0 || strcmp(a->site_name, b->site_name) != 0)
+        add_change(out, size, "site");
+    if (strcmp(a->timezone, b->timezone) != 0)
+        add_change(out, size, "timezone %s -> %s", a->timezone, b->timezone);
+    if (strcmp(a->db_path, b->db_path) != 0)
+        add_change(out, size, "database %s -> %s", a->db_path, b->db_path);
+    if (memcmp(&a->policy, &b->policy, sizeof a->policy) != 0)
+        add_change(out, size, "hours and policy");
+    for (size_t i = 0; i < b->n_doors; i++) {
+        const struct door_config *d = config_find_door(a, b->doors[i].name);
+        if (!d)
+            add_change(out, size, "door %s added", b->doors[i].name);
+        else if (memcmp(d, &b->doors[i], sizeof *d) != 0)
+            add_change(out, size, "door %s changed", b->doors[i].name);
+    }
+    for (size_t i = 0; i < a->n_doors; i++)
+        if (!config_find_door(b, a->doors[i].name))
+            add_change(out, size, "door %s removed", a->doors[i].name);
+    for (size_t i = 0; i < b->n_readers; i++) {
+        const struct reader_config *rc = config_find_reader(a, b->readers[i].name);
+        if (!rc)
+            add_change(out, size, "reader %s added", b->readers[i].name);
+        else if (memcmp(rc, &b->readers[i], sizeof *rc) != 0)
+            add_change(out, size, "reader %s changed", b->readers[i].name);
+    }
+    for (size_t i = 0; i < a->n_readers; i++)
+        if (!config_find_reader(b, a->readers[i].name))
+            add_change(out, size, "reader %s removed", a->readers[i].name);
+    if (a->gpio_driver != b->gpio_driver || strcmp(a->gpio_fifo, b->gpio_fifo) != 0)
+        add_change(out, size, "gpio");
+    if (memcmp(&a->mqtt, &b->mqtt, sizeof a->mqtt) != 0)
+        add_change(out, size, "mqtt");
+    if (a->log_retention_days != b->log_retention_days)
+        add_change(out, size, "log_retention_days %d -> %d", a->log_retention_days, b->log_retention_days);
+    if (!out[0])
+        snprintf(out, size, "no change");
+}
+
+/* SIGHUP. The new file is checked whole first: a bad one changes nothing. A good one is applied by a
+ * rebuild: every door output safe and every line released (daemon_stop_units, as on a stop: a pulse in
+ * progress ends, nothing is ever driven to "unlocked"), then the doors, GPIO, readers and link started
+ * from the new configuration. The loop and the database stay (a new [database] path opens the new one,
+ * and the old one is closed only once the new configuration runs). If the new configuration cannot be
+ * started, the previous one is started again; if even that fails, the daemon exits non-zero with every
+ * relay safe, and systemd restarts it. */
+static void daemon_reload(struct daemon *dm)
+{
+    log_notice("reloading the configuration from %s", dm->config_path);
+    dm->serving = false;
+    int r = notify_reloading("reloading the configuration");
+    if (r < 0)
+        log_debug("sd_notify RELOADING=1: %s", strerror(-r));
+    struct config *next = calloc(1, sizeof *next);
+    struct config *prev = calloc(1, sizeof *prev);
+    char err[1024];
+    if (!next || !prev) {
+        log_err("reload refused: %s; keeping the running configuration", strerror(ENOMEM));
+        goto done;
+    }
+    if (load_config(dm->config_path, next, err, sizeof err) < 0) {
+        log_err("reload refused: %s; keeping the running configuration", err);
+        goto done;
+    }
+    char changes[600];
+    describe_changes(&dm->cfg, next, changes, sizeof changes);
+    *prev = dm->cfg;
+
+    for (size_t i = 0; i < dm->n_doors; i++)
+        if (door_relay_on(dm->doors[i].door))
+            log_notice("door %s: the reload ends the unlock in progress", dm->doors[i].cfg->name);
+    daemon_stop_units(dm);
+    dm->cfg = *next;
+    struct store *old_store = NULL;
+    r = 0;
+    if (strcmp(dm->cfg.db_path, prev->db_path) != 0) {
+        struct store *st;
+        r = open_store(&dm->cfg, &st);
+        if (r >= 0) {
+            old_store = dm->store;
+            dm->store = st;
+        }
+    }
+    if (r >= 0)
+        r = daemon_start_units(dm);
+    if (r >= 0) {
+        store_close(old_store);
+        log_notice("reloaded: %s (%zu door%s, %zu reader%s)", changes, dm->n_doors, dm->n_doors == 1 ? "" : "s",
+                   dm->n_readers, dm->n_readers == 1 ? "" : "s");
+    } else {
+        log_err("reload failed: the new configuration could not be started (above); starting the previous "
+                "one again");
+        daemon_stop_units(dm);
+        if (old_store) {
+            store_close(dm->store);
+            dm->store = old_store;
+        }
+        dm->cfg = *prev;
+        int t = tz_set(dm->cfg.timezone);
+        if (t < 0)
+            log_err("cannot select the timezone %s again: %s", dm->cfg.timezone, strerror(-t));
+        r = daemon_start_units(dm);
+        if (r < 0) {
+            log_err("cannot start the previous configuration again either: exiting with every relay safe");
+            daemon_stop_units(dm);
+            dm->fatal = true;
+            loop_quit(dm->loop, r);
+            goto done;
+        }
+        log_warn("reload failed: still running the previous configuration");
+    }
+    if (strcmp(dm->cfg.db_path, prev->db_path) != 0 || dm->cfg.log_retention_days != prev->log_retention_days)
+        retention_restart(dm);
+    sweep(dm);
+done:
+    free(next);
+    free(prev);
+    if (!dm->fatal)
+        notify_serving(dm);
+}
+
+/* ---- signals ---- */
+
+static void stop_signal(int signo, void *userdata)
+{
+    struct daemon *dm = userdata;
+    const char *abbrev = sigabbrev_np(signo);
+    log_notice("stopping (signal %s)", abbrev ? abbrev : "?");
+    loop_quit(dm->loop, 0);
+}
+
+static void reload_signal(int signo, void *userdata)
+{
+    daemon_reload(userdata);
+}
+
+/* Test hook, only with TELECENTRED_TEST_HOOKS=1 in the environment: SIGUSR2 blocks the loop for
+ * TELECENTRED_TEST_STALL_S seconds (default 5), the way a hung call would, so that a test can see the
+ * watchdog pings stop. The relay guard still bounds a pulse meanwhile. */
+static void test_stall_signal(int signo, void *userdata)
+{
+    int secs = TEST_STALL_DEFAULT_S;
+    const char *v = getenv("TELECENTRED_TEST_STALL_S");
+    if (v && *v) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end == '\0' && n >= 0 && n <= 3600)
+            secs = (int)n;
+    }
+    struct daemon *dm = userdata;
+    log_warn("test hook: stalling the event loop for %d s (SIGUSR2)", secs);
+    /* STATUS= marks around the stall: on the notify socket, no WATCHDOG=1 may come between them. */
+    notify_status("test hook: event loop stalled for %d s", secs);
+    struct timespec ts = {.tv_sec = secs};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+    log_notice("test hook: the event loop runs again");
+    notify_status("%s", dm->status);
+}
+
+/* The loop, its signals and timers, which live as long as the process (a reload keeps them). */
+static int daemon_start_loop(struct daemon *dm)
+{
+    int r = loop_new(&dm->loop);
+    if (r < 0) {
+        log_err("cannot create the event loop: %s", strerror(-r));
+        return r;
+    }
+    if ((r = loop_add_signal(dm->loop, SIGTERM, stop_signal, dm)) < 0 ||
+        (r = loop_add_signal(dm->loop, SIGINT, stop_signal, dm)) < 0 ||
+        (r = loop_add_signal(dm->loop, SIGHUP, reload_signal, dm)) < 0) {
+        log_err("cannot watch signals: %s", strerror(-r));
+        return r;
+    }
+    const char *hooks = getenv("TELECENTRED_TEST_HOOKS");
+    if (hooks && strcmp(hooks, "1") == 0) {
+        if ((r = loop_add_signal(dm->loop, SIGUSR2, test_stall_signal, dm)) < 0) {
+            log_err("cannot watch signals: %s", strerror(-r));
+            return r;
+        }
+        log_warn("test hooks on (TELECENTRED_TEST_HOOKS=1): SIGUSR2 stalls the event loop");
+    }
+    if ((r = loop_timer_new(dm->loop, door_timer_fired, dm, &dm->door_timer)) < 0 ||
+        (r = loop_timer_new(dm->loop, sweep_timer_fired, dm, &dm->sweep_timer)) < 0 ||
+        (r = loop_timer_arm_in(dm->sweep_timer, SWEEP_INTERVAL_MS)) < 0 ||
+        (r = loop_timer_new(dm->loop, retention_timer_fired, dm, &dm->retention_timer)) < 0) {
+        log_err("cannot create timers: %s", strerror(-r));
+        return r;
+    }
+    dm->watchdog_ms = notify_watchdog_interval_ms();
+    if (dm->watchdog_ms) {
+        uint64_t half = dm->watchdog_ms / 2;
+        if ((r = loop_timer_new(dm->loop, watchdog_timer_fired, dm, &dm->watchdog_timer)) < 0 ||
+            (r = loop_timer_arm_in(dm->watchdog_timer, half ? half : 1)) < 0) {
+            log_err("cannot create the watchdog timer: %s", strerror(-r));
+            return r;
+        }
+        log_info("watchdog: pinging systemd every %llu ms (WatchdogSec %llu ms)", (unsigned long long)half,
+                 (unsigned long long)dm->watchdog_ms);
+    }
+    return 0;
+}
+
+static int daemon_start(struct daemon *dm)
+{
+    char err[1024];
+    int r = load_config(dm->config_path, &dm->cfg, err, sizeof(err));
+    if (r < 0) {
+        log_err("%s", err);
+        return r;
+    }
+    if ((r = open_store(&dm->cfg, &dm->store)) < 0 || (r = daemon_start_loop(dm)) < 0 ||
+        (r = daemon_start_units(dm)) < 0)
+        return r;
+    sweep(dm);
+    retention_restart(dm);      /* the first purge runs from the loop, after READY */
+    log_info("telecentred %s started: site %s, %zu door%s, %zu reader%s", TELECENTRED_VERSION, dm->cfg.site_id,
+             dm->n_doors, dm->n_doors == 1 ? "" : "s", dm->n_readers, dm->n_readers == 1 ? "" : "s");
+    notify_serving(dm);
+    return 0;
+}
+
+/* Every way out: a clean stop, a start that failed half-way, a failed loop or reload. */
+static void daemon_stop(struct daemon *dm)
+{
+    daemon_stop_units(dm);
     dm->loop = loop_free(dm->loop);     /* closes its timers */
     dm->store = store_close(dm->store);
 }
@@ -690,12 +1177,15 @@ int main(int argc, char **argv)
         log_err("out of memory");
         return 1;
     }
-    int r = daemon_start(dm, config_path);
+    dm->config_path = config_path;
+    int r = daemon_start(dm);
     if (r >= 0) {
         r = loop_run(dm->loop);
-        if (r < 0)
+        if (r < 0 && !dm->fatal)
             log_err("event loop failed: %s", strerror(-r));
     }
+    /* Before the stop itself, which may wait for the broker (LINK_STOP_TIMEOUT_MS). */
+    notify_stopping(r < 0 ? "stopping after a failure" : "stopping");
     daemon_stop(dm);
     free(dm);
     return r < 0 ? 1 : 0;

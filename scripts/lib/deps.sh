@@ -1,14 +1,22 @@
 # Installs the Debian / Raspberry Pi OS packages a step needs, only those missing.
 # Sourced by scripts/demo and scripts/test.
 
-TC_BUILD_PACKAGES="build-essential cmake pkg-config libsqlite3-dev libinih-dev libjansson-dev tzdata libnfc-dev libgpiod-dev"
+TC_BUILD_PACKAGES="build-essential cmake pkg-config libsqlite3-dev libinih-dev libjansson-dev tzdata libnfc-dev libgpiod-dev libsystemd-dev libmosquitto-dev"
 TC_BENCH_PACKAGES="bc"
-TC_TEST_PACKAGES="libcmocka-dev python3 sqlite3 libnfc-bin"
+TC_TEST_PACKAGES="libcmocka-dev python3 sqlite3 libnfc-bin mosquitto mosquitto-clients openssl"
 # The gpio-sim VM test, on x86_64 hosts only (it skips elsewhere): qemu, the initramfs, and the out-of-tree
 # gpio-sim.ko (Debian's prebuilt objtool needs libelf1).
 if [ "$(uname -m)" = x86_64 ]; then
     TC_TEST_PACKAGES="$TC_TEST_PACKAGES qemu-system-x86 busybox-static cpio xz-utils libelf1"
 fi
+# The unit, install and .deb tests: systemd-analyze, systemd-sysusers, systemd-tmpfiles, strace, and
+# dpkg-shlibdeps for CPack's Depends.
+TC_TEST_PACKAGES="$TC_TEST_PACKAGES systemd strace dpkg-dev"
+# scripts/cross-build (arm64): Debian's cross toolchain, the :arm64 libraries (libnfc6 only: see there),
+# qemu-user to run the unit tests.
+TC_CROSS_PACKAGES="crossbuild-essential-arm64 qemu-user-static file dpkg-dev libsqlite3-dev:arm64
+    libinih-dev:arm64 libjansson-dev:arm64 libgpiod-dev:arm64 libmosquitto-dev:arm64 libsystemd-dev:arm64
+    libcmocka-dev:arm64 libnfc6:arm64"
 
 tc_missing_packages() {
     local pkg missing=()

@@ -161,11 +161,11 @@ rc=0; err=$(ctl member list 2>&1 >/dev/null) || rc=$?
 pass "missing database is reported and not created"
 
 run_ok "init" ctl init
-expect_line "init creates" "created $DB (schema version 1)"
+expect_line "init creates" "created $DB (schema version 2)"
 run_ok "init again" ctl init
-expect_line "init again is harmless" "$DB already initialised (schema version 1)"
+expect_line "init again is harmless" "$DB already initialised (schema version 2)"
 run_ok "init --json" ctl --json init
-json_assert "init --json" 'd["ok"] is True and d["created"] is False and d["schema_version"] == 1'
+json_assert "init --json" 'd["ok"] is True and d["created"] is False and d["schema_version"] == 2'
 
 # -d overrides the configured database; TELECENTRED_CONF names the configuration.
 run_ok "-d init" ctl -d "$TMP/other.db" --json init
@@ -328,6 +328,8 @@ run_ok "no_booking: walk-ins disabled" "$TELECENTRECTL" -c "$CONF_NO_WALKIN" che
 [[ $OUT == "denied: no_booking" ]] || die "walk_in=false: got '$OUT'"
 pass "check with walk_in = false -> denied: no_booking"
 
+expect_fail "book for a suspended member" 1 "telecentrectl: booking refused: member 'm-sus' is suspended" \
+    ctl book --member m-sus --resource desk-01 --from "2027-04-02 09:00" --to "2027-04-02 10:00"
 run_ok "member resume m-sus" ctl member resume m-sus
 check_matches "resumed member gets in again" "granted: walk_in \(desk-0[12] until 19:00\)" 04000002 --at "2027-03-29 10:00"
 run_ok "closure remove" ctl closure remove 2027-05-06
@@ -471,11 +473,81 @@ if [[ ! -e /etc/telecentred/telecentred.conf ]]; then
     pass "built-in defaults (Europe/Paris) work without a configuration file"
 fi
 
+# ---------------------------------------------------------------- outbox, sync
+# Only the daemon writes these (MQTT events, sync batches); here rows and meta are written as it would.
+run_ok "outbox empty" ctl outbox
+expect_line "outbox empty" "outbox: empty; 0 dropped"
+run_ok "outbox --json empty" ctl --json outbox
+json_assert "outbox --json empty" 'd == {"depth": 0, "oldest_seq": None, "oldest_at": None, "oldest_kind": None, "newest_seq": None, "dropped": 0}'
+run_ok "sync none" ctl sync
+expect_line "sync: site none" "site sync: none applied yet"
+expect_line "sync: network none" "network sync: none applied yet"
+python3 -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+for at, kind in ((1806220800, "access"), (1806220860, "alarm"), (1806220920, "access")):
+    c.execute("INSERT INTO outbox(at, kind, payload) VALUES(?, ?, ?)", (at, kind, "{}"))
+c.execute("DELETE FROM outbox WHERE seq=1")
+c.executemany("INSERT INTO meta(key, value) VALUES(?, ?)", [("outbox_dropped", "5"), ("sync_version", "42"),
+              ("sync_applied_at", "1806220800"), ("sync_version_network", "7"), ("sync_applied_at_network", "1806224400")])
+c.commit()' "$DB"
+run_ok "outbox" ctl outbox
+expect_line "outbox shows depth, oldest and drops" "outbox: 2 events waiting, oldest #2 (alarm) at 2027-03-28 10:01; 5 dropped"
+run_ok "outbox --json" ctl --json outbox
+json_assert "outbox --json" 'd == {"depth": 2, "oldest_seq": 2, "oldest_at": "2027-03-28T08:01:00Z", "oldest_kind": "alarm", "newest_seq": 3, "dropped": 5}'
+run_ok "sync" ctl sync
+expect_line "sync: site version" "site sync: version 42, applied 2027-03-28 10:00"
+expect_line "sync: network version" "network sync: version 7, applied 2027-03-28 11:00"
+run_ok "sync --json" ctl --json sync
+json_assert "sync --json" 'd == {"site": {"version": 42, "applied_at": "2027-03-28T08:00:00Z"}, "network": {"version": 7, "applied_at": "2027-03-28T09:00:00Z"}}'
+expect_fail "outbox takes no argument" 2 "~outbox: unexpected argument 'now'" ctl outbox now
+# A remote unlock in the log: no member, no UID, who asked.
+python3 -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("INSERT INTO access_log(at, door, reader, direction, result, reason, requested_by)"
+          " VALUES(1806220800, \"entrance\", \"\", \"in\", \"granted\", \"remote\", \"manager-07\")")
+c.commit()' "$DB"
+run_ok "log with a remote unlock" ctl log --limit 1
+expect_match "log shows who asked for a remote unlock" "[0-9]+ +2027-03-28 10:00 +entrance +- +in +granted +remote +by manager-07 +- +-"
+run_ok "log --json with a remote unlock" ctl --json log --limit 1
+json_assert "log --json: requested_by" 'd[-1]["reason"] == "remote" and d[-1]["requested_by"] == "manager-07" and d[-1]["uid"] is None and d[-1]["reader"] is None'
+
+# ---------------------------------------------------------------- backup, export, purge
+# Their usage here; tests/integration/backup.sh and privacy.sh exercise them against real data.
+run_ok "help lists backup, export, purge" ctl --help
+expect_match "help: backup" "  backup FILE \[--force\] +a consistent copy of the database, daemon running"
+expect_match "help: export" "  export ID \[--output FILE\] +everything stored about one member, as JSON"
+expect_match "help: purge" "  purge \[--dry-run\] +delete log and presence older than log_retention_days"
+expect_fail "backup needs a file" 2 "~backup: missing FILE" ctl backup
+expect_fail "backup: bad --step-pages" 1 "telecentrectl: --step-pages: '0' is not a number from 1 to 1000000" \
+    ctl backup "$TMP/b.db" --step-pages 0
+expect_fail "export needs an id" 2 "~export: missing ID" ctl export
+expect_fail "purge takes no argument" 2 "~purge: unexpected argument 'all'" ctl purge all
+run_ok "backup" ctl backup "$TMP/b.db"
+expect_match "backup reports size, pages and time" "backed up $DB to $TMP/b.db: [0-9.]+ KiB \([0-9]+ pages of 4096 bytes\) in [0-9.]+ s"
+
+# An older database is copied, then migrated, by whichever program opens it first; the copy is named.
+"$TELECENTRECTL" -c "$CONF" -d "$TMP/old.db" init >/dev/null
+python3 -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript("DROP TABLE outbox; ALTER TABLE access_log DROP COLUMN requested_by; PRAGMA user_version=1;")
+c.close()' "$TMP/old.db"
+OUT=$("$TELECENTRECTL" -c "$CONF" -d "$TMP/old.db" member list 2>"$TMP/stderr") || die "member list on a v1 database failed: $(cat "$TMP/stderr")"
+[[ $(cat "$TMP/stderr") == "telecentrectl: note: $TMP/old.db: migrated the database from schema 1 to 2; the old one is kept as $TMP/old.db.v1.bak" ]] ||
+    die "migration note: '$(cat "$TMP/stderr")'"
+python3 -c '
+import sqlite3, sys
+v = lambda p: sqlite3.connect(p).execute("PRAGMA user_version").fetchone()[0]
+assert v(sys.argv[1] + ".v1.bak") == 1 and v(sys.argv[1]) == 2' "$TMP/old.db" || die "migration: wrong schema versions"
+pass "a v1 database is copied to .v1.bak, then migrated, with a note on stderr"
+
 # A database written by a newer telecentred is refused, not migrated backwards or misread.
 "$TELECENTRECTL" -c "$CONF" -d "$TMP/newer.db" init >/dev/null
 python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version=7"); c.commit()' "$TMP/newer.db"
 expect_fail "newer schema refused" 1 \
-    "telecentrectl: $TMP/newer.db: cannot open the database: database is from a newer version (schema 7, this program knows up to 1)" \
+    "telecentrectl: $TMP/newer.db: cannot open the database: database is from a newer version (schema 7, this program knows up to 2)" \
     "$TELECENTRECTL" -c "$CONF" -d "$TMP/newer.db" member list
 
 echo "# all $n_checks checks passed"

@@ -219,6 +219,7 @@ static void test_table(void **state)
 static void test_every_reason_reachable(void **state)
 {
     bool seen[REASON_COUNT] = {0};
+    seen[REASON_REMOTE] = true;   /* granted by access_remote_unlock, never by the policy */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         seen[cases[i].reason] = true;
     for (int r = 0; r < REASON_COUNT; r++)
@@ -253,6 +254,7 @@ static void test_names_round_trip(void **state)
     assert_int_equal(dir, DIRECTION_OUT);
     assert_int_equal(direction_parse("sideways", &dir), -22);
     assert_string_equal(access_reason_name(REASON_TOO_MANY_ATTEMPTS), "too_many_attempts");
+    assert_string_equal(access_reason_name(REASON_REMOTE), "remote");
     assert_string_equal(access_result_name(ACCESS_DENIED), "denied");
 }
 

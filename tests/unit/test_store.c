@@ -7,7 +7,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +70,7 @@ static int teardown(void **state)
 
 /* Accumulates what a foreach callback saw, for one string comparison. */
 struct text {
-    char s[512];
+    char s[1024];
     size_t len;
 };
 
@@ -160,7 +163,7 @@ static void test_open_create_and_reopen(void **state)
     int v = 0;
     assert_int_equal(store_schema_version(f->st, &v), 0);
     assert_int_equal(v, STORE_SCHEMA_VERSION);
-    assert_int_equal(v, 1);
+    assert_int_equal(v, 2);
     f->st = store_close(f->st);
     assert_null(f->st);
 
@@ -169,7 +172,7 @@ static void test_open_create_and_reopen(void **state)
     assert_int_equal(store_member_get(f->st, "m-1", &m), 0);
     assert_string_equal(m.name, "Name of m-1");
     assert_int_equal(store_schema_version(f->st, &v), 0);
-    assert_int_equal(v, 1);
+    assert_int_equal(v, 2);
     assert_null(store_close(NULL));
 }
 
@@ -731,6 +734,340 @@ static void test_access_log(void **state)
     assert_true(s6 > rows.rec[2].seq);
 }
 
+/* ---- erasure and a member's own data ---- */
+
+static void log_remote(struct store *st, int64_t at, const char *by)
+{
+    struct access_record rec = {.at = at, .direction = DIRECTION_IN, .result = ACCESS_GRANTED,
+                                .reason = REASON_REMOTE};
+    snprintf(rec.door, sizeof rec.door, "front");
+    snprintf(rec.requested_by, sizeof rec.requested_by, "%s", by);
+    assert_int_equal(store_access_log(st, &rec), 0);
+}
+
+static int collect_booking_ids(const struct booking *b, void *userdata)
+{
+    text_add(userdata, "%lld:%s,", (long long)b->id, booking_status_name(b->status));
+    return 0;
+}
+
+static int collect_outbox(const struct outbox_row *row, void *userdata)
+{
+    text_add(userdata, "%s\n", row->payload);
+    return 0;
+}
+
+static void test_member_export_and_erasure(void **state)
+{
+    struct fixture *f = *state;
+    add_member(f->st, "m-1", ROLE_MEMBER);
+    add_member(f->st, "m-10", ROLE_MEMBER);    /* contains "m-1": must not be caught */
+    add_resource(f->st, "desk-1", RESOURCE_DESK);
+    add_badge(f->st, "04A1B2C3", "m-1");
+    add_badge(f->st, "04A1B2C4", "m-10");
+    int64_t b1 = must_book(f->st, "m-1", "desk-1", T0, T0 + HOUR);
+    int64_t b2 = must_book(f->st, "m-1", "desk-1", T0 + DAY, T0 + DAY + HOUR);
+    assert_int_equal(store_booking_cancel(f->st, b2), 0);
+    must_book(f->st, "m-10", "desk-1", T0 + 2 * HOUR, T0 + 3 * HOUR);
+    assert_int_equal(store_presence_enter(f->st, "m-1", b1, T0, T0 + HOUR), 0);
+
+    int64_t seq_before_enrolment, seq_own, seq_other;
+    log_access(f->st, T0 - 60, "r1", ACCESS_DENIED, REASON_UNKNOWN_BADGE, "", "04A1B2C3", &seq_before_enrolment);
+    log_access(f->st, T0, "r1", ACCESS_GRANTED, REASON_BOOKING, "m-1", "04A1B2C3", &seq_own);
+    log_remote(f->st, T0 + 10, "m-1");
+    log_access(f->st, T0 + 20, "r1", ACCESS_GRANTED, REASON_BOOKING, "m-10", "04A1B2C4", &seq_other);
+    log_remote(f->st, T0 + 30, "m-10");
+
+    static const char *const payloads[] = {
+        "{\"at\":\"2026-11-18T08:00:00Z\",\"door\":\"front\",\"reader\":\"r1\",\"direction\":\"in\","
+        "\"result\":\"granted\",\"reason\":\"booking\",\"member\":\"m-1\",\"booking\":\"b-1\",\"by\":null}",
+        "{\"at\":\"2026-11-18T08:00:10Z\",\"door\":\"front\",\"reader\":null,\"direction\":\"in\","
+        "\"result\":\"granted\",\"reason\":\"remote\",\"member\":null,\"booking\":null,\"by\":\"m-1\"}",
+        "{\"at\":\"2026-11-18T08:00:20Z\",\"door\":\"front\",\"reader\":\"r1\",\"direction\":\"in\","
+        "\"result\":\"granted\",\"reason\":\"booking\",\"member\":\"m-10\",\"booking\":\"b-3\",\"by\":null}",
+        "{\"at\":\"2026-11-18T08:00:30Z\",\"alarm\":\"fault\",\"active\":true,\"door\":null,\"reader\":null,"
+        "\"detail\":\"m-1\"}",
+        "not JSON, but naming m-1",
+    };
+    for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++)
+        assert_int_equal(store_outbox_add(f->st, i == 3 ? "alarm" : "access", T0, payloads[i], 0, NULL), 0);
+
+    /* What export reads: every booking (cancelled too), the presence, the log rows about m-1. */
+    struct text bookings = {0};
+    assert_int_equal(store_member_booking_foreach(f->st, "m-1", collect_booking_ids, &bookings), 0);
+    char want[128];
+    snprintf(want, sizeof want, "%lld:confirmed,%lld:cancelled,", (long long)b1, (long long)b2);
+    assert_string_equal(bookings.s, want);
+    struct presence p;
+    assert_int_equal(store_presence_get(f->st, "m-1", &p), 0);
+    assert_int_equal(p.booking_id, b1);
+    assert_int_equal(p.since, T0);
+    assert_int_equal(p.expected_end, T0 + HOUR);
+    assert_int_equal(store_presence_get(f->st, "m-10", &p), -ENOENT);
+    struct access_rows rows = {0};
+    assert_int_equal(store_member_access_foreach(f->st, "m-1", collect_access, &rows), 0);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(rows.rec[0].seq, seq_before_enrolment);
+    assert_int_equal(rows.rec[1].seq, seq_own);
+    assert_string_equal(rows.rec[2].requested_by, "m-1");
+
+    assert_int_equal(store_member_remove(f->st, "m-1"), 0);
+
+    /* Nothing about m-1 is left for export to find. */
+    rows.n = 0;
+    assert_int_equal(store_member_access_foreach(f->st, "m-1", collect_access, &rows), 0);
+    assert_int_equal(rows.n, 0);
+    assert_int_equal(store_presence_get(f->st, "m-1", &p), -ENOENT);
+    memset(&bookings, 0, sizeof bookings);
+    assert_int_equal(store_member_booking_foreach(f->st, "m-1", collect_booking_ids, &bookings), 0);
+    assert_string_equal(bookings.s, "");
+
+    /* The log keeps its rows, without the id or the UID; m-10's rows are untouched. */
+    rows.n = 0;
+    assert_int_equal(store_access_foreach(f->st, 0, collect_access, &rows), 0);
+    assert_int_equal(rows.n, 5);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(rows.rec[i].member_id, "");
+        assert_string_equal(rows.rec[i].badge_uid, "");
+        assert_string_equal(rows.rec[i].requested_by, "");
+    }
+    assert_int_equal(rows.rec[1].reason, REASON_BOOKING);
+    assert_int_equal(rows.rec[3].seq, seq_other);
+    assert_string_equal(rows.rec[3].member_id, "m-10");
+    assert_string_equal(rows.rec[3].badge_uid, "04A1B2C4");
+    assert_string_equal(rows.rec[4].requested_by, "m-10");
+
+    /* Undelivered events: "member" and "by" naming m-1 become null, byte for byte otherwise. */
+    struct text outbox = {0};
+    assert_int_equal(store_outbox_foreach(f->st, 0, 0, collect_outbox, &outbox), 5);
+    char expected[1024];
+    snprintf(expected, sizeof expected, "%s\n%s\n%s\n%s\n%s\n",
+             "{\"at\":\"2026-11-18T08:00:00Z\",\"door\":\"front\",\"reader\":\"r1\",\"direction\":\"in\","
+             "\"result\":\"granted\",\"reason\":\"booking\",\"member\":null,\"booking\":\"b-1\",\"by\":null}",
+             "{\"at\":\"2026-11-18T08:00:10Z\",\"door\":\"front\",\"reader\":null,\"direction\":\"in\","
+             "\"result\":\"granted\",\"reason\":\"remote\",\"member\":null,\"booking\":null,\"by\":null}",
+             payloads[2], payloads[3], payloads[4]);
+    assert_string_equal(outbox.s, expected);
+}
+
+/* ---- retention ---- */
+
+static int count_one(const struct access_record *rec, void *userdata)
+{
+    (void)rec;
+    ++*(int *)userdata;
+    return 0;
+}
+
+static int count_rows(struct store *st)
+{
+    int n = 0;
+    assert_int_equal(store_access_foreach(st, 0, count_one, &n), 0);
+    return n;
+}
+
+static void test_purge(void **state)
+{
+    struct fixture *f = *state;
+    add_member(f->st, "m-1", ROLE_MEMBER);
+    add_member(f->st, "m-2", ROLE_MEMBER);
+    add_member(f->st, "m-3", ROLE_MEMBER);
+    /* Logged out of order, so "oldest first" is by time, not by seq. */
+    for (int i = 9; i >= 0; i--)
+        log_access(f->st, T0 + i, "r1", ACCESS_GRANTED, REASON_KEYHOLDER, "m-1", "", NULL);
+    assert_int_equal(store_presence_enter(f->st, "m-1", 0, T0 - HOUR, T0 + 5), 0);     /* ended before */
+    assert_int_equal(store_presence_enter(f->st, "m-2", 0, T0 - HOUR, T0 + 20), 0);    /* ended after */
+    assert_int_equal(store_presence_enter(f->st, "m-3", 0, T0, T0 + DAY), 0);          /* still in */
+
+    const int64_t cutoff = T0 + 7;   /* rows at T0 .. T0+6 go */
+    struct store_purge_counts c;
+    assert_int_equal(store_purge_count(f->st, cutoff, &c), 0);
+    assert_int_equal(c.access_log, 7);
+    assert_int_equal(c.presence, 1);
+    assert_int_equal(count_rows(f->st), 10);    /* counting deletes nothing */
+
+    /* Bounded steps: 3 rows each, 1 while more may remain. */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_purge_step(f->st, cutoff, 3, &c), 1);
+    assert_int_equal(c.access_log, 3);
+    assert_int_equal(c.presence, 1);
+    assert_int_equal(store_purge_step(f->st, cutoff, 3, &c), 1);
+    assert_int_equal(store_purge_step(f->st, cutoff, 3, &c), 0);
+    assert_int_equal(c.access_log, 7);
+    assert_int_equal(c.presence, 1);
+    struct access_rows rows = {0};
+    assert_int_equal(store_access_foreach(f->st, 0, collect_access, &rows), 0);
+    assert_int_equal(rows.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(rows.rec[i].at >= cutoff);
+    struct presence p;
+    assert_int_equal(store_presence_get(f->st, "m-1", &p), -ENOENT);
+    assert_int_equal(store_presence_get(f->st, "m-2", &p), 0);
+    assert_int_equal(store_presence_get(f->st, "m-3", &p), 0);
+
+    /* Done: a second run finds nothing. */
+    assert_int_equal(store_purge(f->st, cutoff, 0, 0, &c), 0);
+    assert_int_equal(c.access_log, 0);
+    assert_int_equal(c.presence, 0);
+
+    /* Inside the caller's transaction: all of it in that one, undone by its rollback. */
+    assert_int_equal(store_begin(f->st), 0);
+    assert_int_equal(store_purge(f->st, T0 + HOUR, 1, 1000, &c), 0);   /* no pause inside a transaction */
+    assert_int_equal(c.access_log, 3);
+    assert_int_equal(c.presence, 1);
+    assert_int_equal(count_rows(f->st), 0);
+    assert_int_equal(store_rollback(f->st), 0);
+    assert_int_equal(count_rows(f->st), 3);
+    assert_int_equal(store_presence_get(f->st, "m-2", &p), 0);
+
+    /* Many small steps through store_purge. */
+    assert_int_equal(store_purge(f->st, T0 + HOUR, 1, 0, &c), 0);
+    assert_int_equal(c.access_log, 3);
+    assert_int_equal(c.presence, 1);
+    assert_int_equal(count_rows(f->st), 0);
+    assert_int_equal(store_presence_get(f->st, "m-3", &p), 0);
+}
+
+/* ---- backup ---- */
+
+static bool exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static void path_in(const struct fixture *f, const char *name, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s/%s", f->dir, name);
+    assert_true(n > 0 && (size_t)n < size);
+}
+
+/* Opens a copy and counts its access log. */
+static int copy_rows(const char *path)
+{
+    struct store *copy;
+    char err[256];
+    if (store_open_ex(path, 0, &copy, err, sizeof err) != 0)
+        fail_msg("cannot open the copy %s: %s", path, err);
+    int n = count_rows(copy);
+    struct member m;
+    assert_int_equal(store_member_get(copy, "m-1", &m), 0);
+    store_close(copy);
+    return n;
+}
+
+struct writer {
+    struct store *other;        /* a second connection, as the daemon would be */
+    int calls, writes, max_writes;
+    int last_remaining;
+};
+
+/* Progress callback that commits rows from another connection while the copy runs. */
+static void write_meanwhile(int remaining, int total, void *userdata)
+{
+    struct writer *w = userdata;
+    assert_true(remaining >= 0 && remaining < total);
+    w->calls++;
+    w->last_remaining = remaining;
+    if (w->writes < w->max_writes) {
+        log_access(w->other, T0 + 1000 + w->writes, "r1", ACCESS_GRANTED, REASON_KEYHOLDER, "m-1", "", NULL);
+        w->writes++;
+    }
+}
+
+static void test_backup(void **state)
+{
+    struct fixture *f = *state;
+    add_member(f->st, "m-1", ROLE_MEMBER);
+    /* Several pages of log, so that one page per step makes many steps. */
+    assert_int_equal(store_begin(f->st), 0);
+    for (int i = 0; i < 2000; i++)
+        log_access(f->st, T0 + i, "r1", ACCESS_GRANTED, REASON_KEYHOLDER, "m-1", "04A1B2C3", NULL);
+    assert_int_equal(store_commit(f->st), 0);
+
+    char copy[256], tmp[300];
+    path_in(f, "copy.db", copy, sizeof copy);
+    snprintf(tmp, sizeof tmp, "%s.tmp", copy);
+    struct store_backup_result res;
+    assert_int_equal(store_backup(f->st, copy, NULL, &res), 0);
+    assert_true(res.pages > 10);
+    assert_int_equal(res.page_size, 4096);
+    assert_int_equal(res.bytes, res.pages * res.page_size);
+    assert_true(res.steps >= 1);
+    assert_false(exists(tmp));
+    struct stat sb;
+    assert_int_equal(stat(copy, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(copy_rows(copy), 2000);
+
+    /* The target is kept unless overwrite. */
+    assert_int_equal(store_backup(f->st, copy, NULL, &res), -EEXIST);
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s already exists", copy);
+    assert_string_equal(store_errmsg(f->st), msg);
+    log_access(f->st, T0 + 5000, "r1", ACCESS_GRANTED, REASON_KEYHOLDER, "m-1", "", NULL);
+    struct store_backup_options opt = {.overwrite = true};
+    assert_int_equal(store_backup(f->st, copy, &opt, &res), 0);
+    assert_int_equal(copy_rows(copy), 2001);
+
+    /* One page per step while another connection commits: the copy is the snapshot of the start, and
+     * the writes do not restart it (a restart would make more steps than pages). */
+    struct writer w = {.max_writes = 5};
+    assert_int_equal(store_open(f->path, 0, &w.other), 0);
+    opt = (struct store_backup_options){.overwrite = true, .pages_per_step = 1, .progress = write_meanwhile,
+                                        .userdata = &w};
+    assert_int_equal(store_backup(f->st, copy, &opt, &res), 0);
+    store_close(w.other);
+    assert_int_equal(w.writes, 5);
+    assert_int_equal(res.steps, res.pages);
+    assert_int_equal(w.calls, res.steps);
+    assert_int_equal(w.last_remaining, 0);
+    assert_int_equal(copy_rows(copy), 2001);
+    assert_int_equal(count_rows(f->st), 2006);
+
+    /* A missing directory, the database itself, a transaction open. */
+    assert_int_equal(store_backup(f->st, "/nonexistent-dir/copy.db", NULL, NULL), -ENOENT);
+    assert_string_equal(store_errmsg(f->st),
+                        "cannot create /nonexistent-dir/copy.db.tmp: No such file or directory");
+    opt = (struct store_backup_options){.overwrite = true};
+    assert_int_equal(store_backup(f->st, f->path, &opt, NULL), -EINVAL);
+    assert_non_null(strstr(store_errmsg(f->st), "is the database itself"));
+    assert_int_equal(store_begin(f->st), 0);
+    assert_int_equal(store_backup(f->st, copy, &opt, NULL), -EINVAL);
+    assert_int_equal(store_rollback(f->st), 0);
+
+    /* A leftover .tmp (and its journal) from an interrupted backup is reused. */
+    char copy2[256], tmp2[300], journal2[320];
+    path_in(f, "copy2.db", copy2, sizeof copy2);
+    snprintf(tmp2, sizeof tmp2, "%s.tmp", copy2);
+    snprintf(journal2, sizeof journal2, "%s.tmp-journal", copy2);
+    FILE *junk = fopen(tmp2, "w");
+    assert_non_null(junk);
+    fputs("half a backup", junk);
+    fclose(junk);
+    assert_non_null(junk = fopen(journal2, "w"));
+    fputs("a hot journal", junk);
+    fclose(junk);
+    assert_int_equal(store_backup(f->st, copy2, NULL, NULL), 0);
+    assert_false(exists(tmp2));
+    assert_false(exists(journal2));
+    assert_int_equal(copy_rows(copy2), 2006);
+
+    /* A .tmp locked by a backup in progress is left alone. */
+    char copy3[256], tmp3[300];
+    path_in(f, "copy3.db", copy3, sizeof copy3);
+    snprintf(tmp3, sizeof tmp3, "%s.tmp", copy3);
+    int fd = open(tmp3, O_RDWR | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    assert_int_equal(store_backup(f->st, copy3, NULL, NULL), -EBUSY);
+    snprintf(msg, sizeof msg, "another backup is writing %s", tmp3);
+    assert_string_equal(store_errmsg(f->st), msg);
+    assert_true(exists(tmp3));
+    assert_false(exists(copy3));
+    close(fd);
+    assert_int_equal(store_backup(f->st, copy3, NULL, NULL), 0);
+}
+
 /* ---- closures ---- */
 
 static int collect_closures(int ymd, const char *reason, void *userdata)
@@ -918,6 +1255,9 @@ int main(void)
         T(test_find_free_desk_none_at_all),
         T(test_presence),
         T(test_access_log),
+        T(test_member_export_and_erasure),
+        T(test_purge),
+        T(test_backup),
         T(test_closures),
         T(test_resources),
         T(test_resource_remove),
