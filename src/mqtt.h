@@ -17,8 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Reconnect delay: 1, 2, 4, 4, ... s. Capped low so that the outbox starts draining within seconds of
+ * the broker's return (a failed attempt costs one TCP connect); a network of a few dozen sites
+ * retrying every 4 s is nothing for a broker. */
 #define MQTT_BACKOFF_MIN_S 1
-#define MQTT_BACKOFF_MAX_S 60
+#define MQTT_BACKOFF_MAX_S 4
 /* Incoming packets larger than this are refused by the broker for us (MQTT v5 Maximum Packet Size):
  * twice the largest payload we accept (a sync batch, SYNC_MAX_BYTES), so a payload over the limit but
  * under this still arrives and is rejected with a reason, and nothing huge is ever buffered. */
