@@ -1229,11 +1229,9 @@ static int row_member(struct store *st, sqlite3_stmt *s, int c, struct member *m
     return 0;
 }
 
-int store_member_add(struct store *st, const struct member *m)
+/* The nine columns of S_MEMBER_ADD and S_MEMBER_UPSERT, in the same order. */
+static void bind_member(sqlite3_stmt *s, const struct member *m)
 {
-    sqlite3_stmt *s = stmt_get(st, S_MEMBER_ADD);
-    if (!s)
-        return -EBUSY;
     bind_text(s, 1, m->id);
     bind_text(s, 2, m->name);
     bind_text(s, 3, member_role_name(m->role));
@@ -1243,6 +1241,14 @@ int store_member_add(struct store *st, const struct member *m)
     sqlite3_bind_int(s, 7, m->suspended);
     sqlite3_bind_int(s, 8, m->presence_visible);
     sqlite3_bind_int64(s, 9, m->created_at);
+}
+
+int store_member_add(struct store *st, const struct member *m)
+{
+    sqlite3_stmt *s = stmt_get(st, S_MEMBER_ADD);
+    if (!s)
+        return -EBUSY;
+    bind_member(s, m);
     int r = exec_stmt(st, s, "adding member");
     if (r == -EEXIST)
         set_err(st, "member '%s' already exists", m->id);
@@ -2391,15 +2397,7 @@ int store_member_upsert(struct store *st, const struct member *m)
     sqlite3_stmt *s = stmt_get(st, S_MEMBER_UPSERT);
     if (!s)
         return -EBUSY;
-    bind_text(s, 1, m->id);
-    bind_text(s, 2, m->name);
-    bind_text(s, 3, member_role_name(m->role));
-    bind_text(s, 4, m->email);
-    sqlite3_bind_int(s, 5, m->valid_from);
-    sqlite3_bind_int(s, 6, m->valid_until);
-    sqlite3_bind_int(s, 7, m->suspended);
-    sqlite3_bind_int(s, 8, m->presence_visible);
-    sqlite3_bind_int64(s, 9, m->created_at);
+    bind_member(s, m);
     int r = exec_stmt(st, s, "writing member");
     if (r == -EINVAL)
         set_err(st, "member '%s': invalid field", m->id);
