@@ -179,19 +179,6 @@ int booking_cancel(struct store *st, int64_t id, struct booking_outcome *out)
 
 /* ---- MQTT requests ---- */
 
-static bool valid_id(const char *s, size_t len)
-{
-    if (len < 1 || len >= ID_MAX || strlen(s) != len)
-        return false;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static int check_fields(json_t *obj, const char *const *allowed, struct booking_outcome *out)
 {
     const char *key;
@@ -211,7 +198,7 @@ static int get_id(json_t *req, const char *field, char out_id[ID_MAX], struct bo
     json_t *v = json_object_get(req, field);
     if (!v)
         return INVALID(out, "%s: missing", field);
-    if (!json_is_string(v) || !valid_id(json_string_value(v), json_string_length(v)))
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) || !id_is_valid(json_string_value(v)))
         return INVALID(out, "%s: must be an id (1 to 63 of A-Z a-z 0-9 . _ -)", field);
     snprintf(out_id, ID_MAX, "%s", json_string_value(v));
     return 0;

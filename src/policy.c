@@ -234,3 +234,18 @@ void policy_decide(const struct policy_config *pc, const struct policy_input *in
     }
     { deny(out, REASON_NO_BOOKING); return; }
 }
+
+bool id_is_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n >= ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}

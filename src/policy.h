@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #define ID_MAX 64        /* member, resource, door and reader ids: at most 63 bytes */
+/* An id (member, resource, booking owner...): 1 to ID_MAX - 1 characters of A-Z a-z 0-9 . _ - */
+bool id_is_valid(const char *s);
 
 enum access_result {
     ACCESS_GRANTED,

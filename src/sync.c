@@ -107,20 +107,6 @@ static int check_fields(struct sync_result *res, const struct where *w, json_t *
     return 0;
 }
 
-static bool valid_id(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n >= ID_MAX)
-        return false;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* Text shown in one-line outputs (the CLI, logs): no control characters, fits its column. */
 static int read_text(struct sync_result *res, const struct where *w, json_t *obj, const char *field,
                      bool required, char *out, size_t size)
@@ -155,7 +141,7 @@ static int read_id(struct sync_result *res, const struct where *w, json_t *obj, 
     if (!json_is_string(v))
         return reject_at(res, w, field, "must be a string");
     const char *s = json_string_value(v);
-    if (strlen(s) != json_string_length(v) || !valid_id(s))
+    if (strlen(s) != json_string_length(v) || !id_is_valid(s))
         return reject_at(res, w, field, "not a valid id (1 to 63 of A-Z a-z 0-9 . _ -)");
     snprintf(out, ID_MAX, "%s", s);
     return 0;

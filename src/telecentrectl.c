@@ -397,24 +397,9 @@ static int ctl_open_store(struct ctl *ctl)
 
 /* ---------------------------------------------------------------- value checks */
 
-static bool valid_id(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n >= ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 static int check_id(const char *what, const char *label, const char *s)
 {
-    if (valid_id(s))
+    if (id_is_valid(s))
         return 0;
     return fail("%s: '%s' is not a valid %s (1 to 63 of A-Z a-z 0-9 . _ -)", what, s, label);
 }
