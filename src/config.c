@@ -430,7 +430,7 @@ static int parse_mqtt_topic(const struct key_spec *key, const char *value, void 
                 strstr(value, "//"))) {
         snprintf(problem, problem_len,
                  "must be topic levels of A-Z a-z 0-9 . _ - separated by single '/' (such as "
-                 "telecentre/network/sync), got '%s'",
+                 "telecentre/network/sync), got '%.200s'",
                  value);
         return -EINVAL;
     }

@@ -21,7 +21,8 @@ TC_CROSS_PACKAGES="crossbuild-essential-arm64 qemu-user-static file dpkg-dev lib
 tc_missing_packages() {
     local pkg missing=()
     for pkg in "$@"; do
-        if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+        # One line per installed architecture (libfoo-dev and libfoo-dev:arm64 side by side).
+        if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -qx 'install ok installed'; then
             missing+=("$pkg")
         fi
     done
