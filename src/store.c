@@ -1396,21 +1396,26 @@ static void row_badge(sqlite3_stmt *s, struct badge *b)
     b->created_at = sqlite3_column_int64(s, 4);
 }
 
-int store_badge_add(struct store *st, const struct badge *b)
+/* The five columns of S_BADGE_ADD and S_BADGE_UPSERT. revoked_at != 0 is what "revoked" means in the
+ * table: `revoked` decides, and a revoked badge without a time still needs a non-zero mark. */
+static void bind_badge(sqlite3_stmt *s, const struct badge *b)
 {
-    sqlite3_stmt *s = stmt_get(st, S_BADGE_ADD);
-    if (!s)
-        return -EBUSY;
-    /* revoked_at != 0 is what "revoked" means in the table; a revoked badge without a time still
-     * needs a non-zero mark. */
-    int64_t revoked_at = b->revoked_at;
-    if (b->revoked && revoked_at == 0)
-        revoked_at = b->created_at > 0 ? b->created_at : 1;
+    int64_t revoked_at = 0;
+    if (b->revoked)
+        revoked_at = b->revoked_at ? b->revoked_at : b->created_at > 0 ? b->created_at : 1;
     bind_text(s, 1, b->uid);
     bind_text(s, 2, b->member_id);
     bind_text(s, 3, b->label);
     sqlite3_bind_int64(s, 4, revoked_at);
     sqlite3_bind_int64(s, 5, b->created_at);
+}
+
+int store_badge_add(struct store *st, const struct badge *b)
+{
+    sqlite3_stmt *s = stmt_get(st, S_BADGE_ADD);
+    if (!s)
+        return -EBUSY;
+    bind_badge(s, b);
     int r = exec_stmt(st, s, "adding badge");
     if (r == -EEXIST)
         set_err(st, "badge %s already exists", b->uid);
@@ -1488,16 +1493,22 @@ static int row_resource(struct store *st, sqlite3_stmt *s, struct resource *res)
     return 0;
 }
 
+/* The four columns of S_RESOURCE_ADD and S_RESOURCE_UPSERT. */
+static void bind_resource(sqlite3_stmt *s, const struct resource *res)
+{
+    bind_text(s, 1, res->id);
+    bind_text(s, 2, resource_kind_name(res->kind));
+    bind_text(s, 3, res->name);
+    sqlite3_bind_int(s, 4, res->seats);
+}
+
 int store_resource_add(struct store *st, const struct resource *res)
 {
     desk_cache_clear(st);   /* may free a desk */
     sqlite3_stmt *s = stmt_get(st, S_RESOURCE_ADD);
     if (!s)
         return -EBUSY;
-    bind_text(s, 1, res->id);
-    bind_text(s, 2, resource_kind_name(res->kind));
-    bind_text(s, 3, res->name);
-    sqlite3_bind_int(s, 4, res->seats);
+    bind_resource(s, res);
     int r = exec_stmt(st, s, "adding resource");
     if (r == -EEXIST)
         set_err(st, "resource '%s' already exists", res->id);
@@ -2409,16 +2420,7 @@ int store_badge_upsert(struct store *st, const struct badge *b)
     sqlite3_stmt *s = stmt_get(st, S_BADGE_UPSERT);
     if (!s)
         return -EBUSY;
-    int64_t revoked_at = b->revoked_at;
-    if (b->revoked && revoked_at == 0)
-        revoked_at = b->created_at > 0 ? b->created_at : 1;   /* as store_badge_add: non-zero = revoked */
-    if (!b->revoked)
-        revoked_at = 0;
-    bind_text(s, 1, b->uid);
-    bind_text(s, 2, b->member_id);
-    bind_text(s, 3, b->label);
-    sqlite3_bind_int64(s, 4, revoked_at);
-    sqlite3_bind_int64(s, 5, b->created_at);
+    bind_badge(s, b);
     int r = exec_stmt(st, s, "writing badge");
     if (r == -ENOENT)
         set_err(st, "no member '%s'", b->member_id);
@@ -2441,10 +2443,7 @@ int store_resource_upsert(struct store *st, const struct resource *res)
     sqlite3_stmt *s = stmt_get(st, S_RESOURCE_UPSERT);
     if (!s)
         return -EBUSY;
-    bind_text(s, 1, res->id);
-    bind_text(s, 2, resource_kind_name(res->kind));
-    bind_text(s, 3, res->name);
-    sqlite3_bind_int(s, 4, res->seats);
+    bind_resource(s, res);
     int r = exec_stmt(st, s, "writing resource");
     if (r == -EINVAL)
         set_err(st, "resource '%s': seats must be at least 1", res->id);
