@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "event.h"
 #include "store.h"
+#include "testutil.h"
 
 #define NOW 1795420931   /* 2026-11-23T08:02:11Z, a Monday, 09:02 in Paris: open */
 #define UID "04A1B2C3D4E5F6"
@@ -35,23 +36,6 @@ struct fixture {
     struct decision last;
     int log_rows_at_decision;
 };
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {
@@ -87,7 +71,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    remove_dir(f->dir);
+    testutil_remove_dir(f->dir);
     free(f);
     return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "booking.h"
 #include "clock.h"
+#include "testutil.h"
 
 #define NOW 1795420931   /* 2026-11-23T08:02:11Z, Monday 09:02 in Paris */
 #define HOUR 3600
@@ -29,23 +30,6 @@ struct fixture {
     struct policy_config pc;
     int64_t b1;          /* m-1 on desk-1, 09:00Z-11:00Z */
 };
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static void add_member(struct store *st, const char *id, bool suspended)
 {
@@ -99,48 +83,15 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    remove_dir(f->dir);
+    testutil_remove_dir(f->dir);
     free(f);
     return 0;
-}
-
-/* Every row of every table, as text, through a second connection. */
-static char *dump(const char *path)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    char *out = NULL;
-    size_t size = 0;
-    FILE *m = open_memstream(&out, &size);
-    assert_non_null(m);
-    sqlite3_stmt *tables;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name", -1,
-                                        &tables, NULL), SQLITE_OK);
-    while (sqlite3_step(tables) == SQLITE_ROW) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "SELECT * FROM \"%s\" ORDER BY 1", (const char *)sqlite3_column_text(tables, 0));
-        sqlite3_stmt *rows;
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
-        fprintf(m, "[%s]\n", (const char *)sqlite3_column_text(tables, 0));
-        while (sqlite3_step(rows) == SQLITE_ROW) {
-            for (int c = 0; c < sqlite3_column_count(rows); c++) {
-                const unsigned char *v = sqlite3_column_text(rows, c);
-                fprintf(m, "%s%s", c ? "|" : "", v ? (const char *)v : "NULL");
-            }
-            fputc('\n', m);
-        }
-        sqlite3_finalize(rows);
-    }
-    sqlite3_finalize(tables);
-    sqlite3_close(db);
-    fclose(m);
-    return out;
 }
 
 /* booking_book refused with `why` and `detail`, the database unchanged. */
 static void expect_refused(struct fixture *f, struct booking b, enum booking_refusal why, const char *detail)
 {
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     struct booking_outcome out;
     assert_int_equal(booking_book(f->st, &f->pc, &b, NOW, &out), 0);
     if (out.refusal != why)
@@ -148,7 +99,7 @@ static void expect_refused(struct fixture *f, struct booking b, enum booking_ref
     assert_string_equal(out.detail, detail);
     assert_int_equal(b.id, 0);
     assert_int_equal(out.booking_id, 0);
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -259,7 +210,7 @@ static void test_cancel(void **state)
     assert_int_equal(store_booking_get(f->st, f->b1, &got), 0);
     assert_int_equal(got.status, BOOKING_CANCELLED);
 
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     assert_int_equal(booking_cancel(f->st, f->b1, &out), 0);
     assert_int_equal(out.refusal, BOOKING_NOT_CONFIRMED);
     assert_int_equal(out.booking.status, BOOKING_CANCELLED);
@@ -269,7 +220,7 @@ static void test_cancel(void **state)
     assert_int_equal(booking_cancel(f->st, 999, &out), 0);
     assert_int_equal(out.refusal, BOOKING_NOT_FOUND);
     assert_string_equal(out.detail, "no booking 'b-999'");
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -317,7 +268,7 @@ static void test_request_book_and_cancel(void **state)
     assert_false(got.after_hours);
 
     /* Refused on conflict, naming the booking in the way. */
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     changed = true;
     s = request(f, "{\"op\":\"book\",\"member\":\"m-2\",\"resource\":\"desk-1\",\"from\":\"2026-11-23T10:00:00Z\","
                    "\"to\":\"2026-11-23T10:30:00.5Z\"}", &changed);
@@ -327,7 +278,7 @@ static void test_request_book_and_cancel(void **state)
     assert_string_equal(s, expect);
     assert_false(changed);
     free(s);
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -410,7 +361,7 @@ static const struct {
 static void test_request_refused(void **state)
 {
     struct fixture *f = *state;
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         bool changed = true;
         json_t *reply = booking_request(f->st, &f->pc, refused[i].payload, strlen(refused[i].payload), NOW, &changed);
@@ -430,7 +381,7 @@ static void test_request_refused(void **state)
         assert_false(changed);
         json_decref(reply);
     }
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);

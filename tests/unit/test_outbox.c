@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "testutil.h"
 
 #define T0 1795000000
 
@@ -25,23 +26,6 @@ struct fixture {
     char path[128];
     struct store *st;
 };
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static int setup_dir(void **state)
 {
@@ -66,7 +50,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    remove_dir(f->dir);
+    testutil_remove_dir(f->dir);
     free(f);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "sync.h"
+#include "testutil.h"
 
 #define NOW 1795420931   /* 2026-11-23T08:02:11Z */
 #define HOUR 3600
@@ -24,23 +25,6 @@ struct fixture {
     char path[128];
     struct store *st;
 };
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static struct sync_result apply_scope(struct store *st, enum sync_scope scope, const char *payload)
 {
@@ -93,43 +77,9 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     store_close(f->st);
-    remove_dir(f->dir);
+    testutil_remove_dir(f->dir);
     free(f);
     return 0;
-}
-
-/* Every row of every table, as text, through a second connection: what "unchanged" means. */
-static char *dump(const char *path)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    char *out = NULL;
-    size_t size = 0;
-    FILE *m = open_memstream(&out, &size);
-    assert_non_null(m);
-    sqlite3_stmt *tables;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name", -1,
-                                        &tables, NULL), SQLITE_OK);
-    while (sqlite3_step(tables) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(tables, 0);
-        char sql[128];
-        snprintf(sql, sizeof sql, "SELECT * FROM \"%s\" ORDER BY 1", name);
-        sqlite3_stmt *rows;
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
-        fprintf(m, "[%s]\n", name);
-        while (sqlite3_step(rows) == SQLITE_ROW) {
-            for (int c = 0; c < sqlite3_column_count(rows); c++) {
-                const unsigned char *v = sqlite3_column_text(rows, c);
-                fprintf(m, "%s%s", c ? "|" : "", v ? (const char *)v : "NULL");
-            }
-            fputc('\n', m);
-        }
-        sqlite3_finalize(rows);
-    }
-    sqlite3_finalize(tables);
-    sqlite3_close(db);
-    fclose(m);
-    return out;
 }
 
 static int count_one(const struct member *m, void *userdata)
@@ -238,7 +188,7 @@ static void test_ops_in_order(void **state)
 static void test_rejected_whole(void **state)
 {
     struct fixture *f = *state;
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     struct sync_result res = apply(f->st,
         "{\"version\":2,\"ops\":["
         "{\"op\":\"upsert\",\"member\":{\"id\":\"m-7\",\"name\":\"Gus\"}},"
@@ -250,7 +200,7 @@ static void test_rejected_whole(void **state)
     assert_int_equal(res.version, 2);
     assert_false(res.resources_changed);
     assert_string_equal(res.error, "ops[3].badge.member: no member 'm-9'");
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     int64_t version;
     assert_int_equal(sync_last_version(f->st, SYNC_SITE, &version, NULL), 0);
@@ -301,7 +251,7 @@ static void test_thousand_members(void **state)
     assert_string_equal(b.member_id, "net-0999");
 
     /* One bad record at the very end rejects the thousand before it. */
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     p[len - 2] = '\0';
     len = strlen(p);
     len += (size_t)snprintf(p + len, cap - len, ",{\"op\":\"upsert\",\"member\":{\"id\":\"bad id\",\"name\":\"x\"}}]}");
@@ -310,7 +260,7 @@ static void test_thousand_members(void **state)
     assert_int_equal(res.outcome, SYNC_REJECTED);
     assert_int_equal(res.version, 8);
     assert_string_equal(res.error, "ops[2000].member.id: not a valid id (1 to 63 of A-Z a-z 0-9 . _ -)");
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -321,7 +271,7 @@ static void test_old_version_ignored(void **state)
 {
     struct fixture *f = *state;
     must_apply(f->st, "{\"version\":42,\"ops\":[]}");
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     struct sync_result res = apply(f->st, "{\"version\":42,\"ops\":[{\"op\":\"delete\",\"member\":{\"id\":\"m-1\"}}]}");
     assert_int_equal(res.outcome, SYNC_IGNORED);
     assert_string_equal(res.error, "version 42 is not newer than 42");
@@ -329,7 +279,7 @@ static void test_old_version_ignored(void **state)
     assert_int_equal(res.outcome, SYNC_IGNORED);
     assert_int_equal(res.version, 41);
     assert_string_equal(res.error, "version 41 is not newer than 42");
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     json_t *ack = sync_ack_json(SYNC_SITE, &res);
     char *s = json_dumps(ack, JSON_COMPACT);
@@ -365,12 +315,12 @@ static void test_network_scope(void **state)
     assert_int_equal(res.outcome, SYNC_APPLIED);
 
     /* Desks and rooms belong to the site. */
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     res = apply_scope(f->st, SYNC_NETWORK, "{\"version\":4,\"ops\":[{\"op\":\"upsert\",\"resource\":"
                                            "{\"id\":\"desk-9\",\"kind\":\"desk\"}}]}");
     assert_int_equal(res.outcome, SYNC_REJECTED);
     assert_string_equal(res.error, "ops[0].resource: resources cannot be synced on the network topic");
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -379,12 +329,12 @@ static void test_network_scope(void **state)
 static void test_resource_delete(void **state)
 {
     struct fixture *f = *state;
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     struct sync_result res = apply(f->st, "{\"version\":2,\"ops\":[{\"op\":\"delete\",\"resource\":{\"id\":\"room-1\"}},"
                                           "{\"op\":\"delete\",\"resource\":{\"id\":\"desk-1\"}}]}");
     assert_int_equal(res.outcome, SYNC_REJECTED);
     assert_string_equal(res.error, "ops[1].resource: 'desk-1' has a confirmed booking to come (b-1)");
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
 
     /* Cancelled, the booking no longer holds the desk. */
@@ -494,7 +444,7 @@ static const struct {
 static void test_invalid(void **state)
 {
     struct fixture *f = *state;
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         struct sync_result res;
         memset(&res, 0x5a, sizeof res);
@@ -515,7 +465,7 @@ static void test_invalid(void **state)
             assert_true(json_is_null(json_object_get(ack, "version")));
         json_decref(ack);
     }
-    char *after = dump(f->path);
+    char *after = testutil_db_dump(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -524,7 +474,7 @@ static void test_invalid(void **state)
 static void test_oversized_and_too_many_ops(void **state)
 {
     struct fixture *f = *state;
-    char *before = dump(f->path);
+    char *before = testutil_db_dump(f->path);
     /* Valid JSON, one byte over: refused unread. */
     size_t len = SYNC_MAX_BYTES + 1;
     char *p = malloc(len + 1);
