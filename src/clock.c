@@ -8,10 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
+static struct test_clock installed_test_clock;
+static bool test_clock_on;
+
 int64_t clock_now(const struct clock *c)
 {
     if (c && c->now)
         return c->now(c->userdata);
+    if (test_clock_on)
+        return clock_test_at(&installed_test_clock, clock_mono_ms());
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec;
@@ -22,6 +27,116 @@ uint64_t clock_mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A whole decimal number in [min, max], the whole of [s, end). */
+static bool parse_int_range(const char *s, const char *end, int64_t min, int64_t max, int64_t *out)
+{
+    if (s == end || end - s > 19)
+        return false;
+    int64_t v = 0;
+    for (const char *p = s; p < end; p++) {
+        if (!isdigit((unsigned char)*p) || v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+int clock_test_parse(const char *s, uint64_t now_mono_ms, struct test_clock *out)
+{
+    if (!s)
+        return -EINVAL;
+    /* START may itself hold ':' (an ISO time): the speed is after the first ':' that follows a 'Z' or
+     * the digits of an epoch. */
+    const char *start_end = strchr(s, 'Z');
+    start_end = start_end ? start_end + 1 : strchr(s, ':');
+    if (!start_end || *start_end != ':')
+        return -EINVAL;
+    struct test_clock tc = {.anchor_ms = now_mono_ms};
+    char start[TZ_BUFSZ];
+    size_t len = (size_t)(start_end - s);
+    if (len == 0 || len >= sizeof start)
+        return -EINVAL;
+    memcpy(start, s, len);
+    start[len] = '\0';
+    /* From 1970 to 9999, so that nothing downstream (dates, formatting) meets a year it cannot show. */
+    const int64_t start_max = 253402300799;     /* 9999-12-31T23:59:59Z */
+    if (isdigit((unsigned char)start[len - 1]) && !strchr(start, 'T')) {
+        if (!parse_int_range(start, start + len, 0, start_max, &tc.start))
+            return -EINVAL;
+    } else if (tz_parse_iso_utc(start, &tc.start) < 0 || tc.start < 0 || tc.start > start_max) {
+        return -EINVAL;
+    }
+    const char *speed = start_end + 1;
+    const char *speed_end = strchr(speed, ':');
+    if (!parse_int_range(speed, speed_end ? speed_end : speed + strlen(speed), 1, CLOCK_TEST_SPEED_MAX,
+                         &tc.speed))
+        return -EINVAL;
+    if (speed_end) {
+        int64_t anchor;
+        const char *a = speed_end + 1;
+        if (!parse_int_range(a, a + strlen(a), 0, INT64_MAX / 2, &anchor))
+            return -EINVAL;
+        tc.anchor_ms = (uint64_t)anchor;
+    }
+    *out = tc;
+    return 0;
+}
+
+int64_t clock_test_at(const struct test_clock *tc, uint64_t mono_ms)
+{
+    /* Milliseconds of simulated time, so that a speed below 1000 still moves the clock between
+     * seconds; floor division, so that an instant before the anchor is never rounded up. Months of
+     * uptime at the top speed stay far below INT64_MAX (1e10 ms x 1e6). */
+    int64_t elapsed_ms = mono_ms >= tc->anchor_ms ? (int64_t)(mono_ms - tc->anchor_ms)
+                                                  : -(int64_t)(tc->anchor_ms - mono_ms);
+    int64_t sim_ms = elapsed_ms * tc->speed;
+    int64_t secs = sim_ms / 1000;
+    if (sim_ms % 1000 < 0)
+        secs--;
+    return tc->start + secs;
+}
+
+uint64_t clock_test_interval_ms(const struct test_clock *tc, uint64_t wall_ms)
+{
+    if (!tc)
+        return wall_ms;
+    uint64_t ms = wall_ms / (uint64_t)tc->speed;
+    return ms < CLOCK_TEST_MIN_TIMER_MS ? CLOCK_TEST_MIN_TIMER_MS : ms;
+}
+
+uint64_t clock_timer_ms(uint64_t wall_ms)
+{
+    return clock_test_interval_ms(clock_test_installed(), wall_ms);
+}
+
+void clock_test_install(const struct test_clock *tc)
+{
+    test_clock_on = tc != NULL;
+    if (tc)
+        installed_test_clock = *tc;
+}
+
+const struct test_clock *clock_test_installed(void)
+{
+    return test_clock_on ? &installed_test_clock : NULL;
+}
+
+int clock_test_from_env(void)
+{
+    const char *hooks = getenv("TELECENTRED_TEST_HOOKS");
+    const char *value = getenv("TELECENTRED_TEST_CLOCK");
+    if (!hooks || strcmp(hooks, "1") != 0 || !value || !*value)
+        return 0;
+    struct test_clock tc;
+    if (clock_test_parse(value, clock_mono_ms(), &tc) < 0)
+        return -EINVAL;
+    clock_test_install(&tc);
+    return 1;
 }
 
 static char current_zone[64] = "UTC";

@@ -14,8 +14,40 @@ struct clock {
     int64_t (*now)(void *userdata);  /* NULL: the real CLOCK_REALTIME */
     void *userdata;
 };
-int64_t clock_now(const struct clock *c);     /* c may be NULL: real time */
+int64_t clock_now(const struct clock *c);     /* c may be NULL: real time (or the test clock, below) */
 uint64_t clock_mono_ms(void);                 /* CLOCK_MONOTONIC in milliseconds */
+
+/* The test clock, for compressed-time runs (bench/soak): a wall clock that shows `start` at the monotonic
+ * instant `anchor_ms` and runs `speed` times faster than real time from there. Installed process-wide by
+ * clock_test_from_env() (only with TELECENTRED_TEST_HOOKS=1), it is what clock_now() returns for a clock
+ * without its own `now`: every wall-clock reader of the daemon and of telecentrectl follows it. The
+ * monotonic clock is the machine's, so two processes given the same anchor agree on the simulated time.
+ * Timers that stand for wall-clock periods (no-show sweep, daily purge, MQTT checks) are armed through
+ * clock_timer_ms() so that they fire on simulated time. Door timings (unlock_ms, held_open_s, debounce)
+ * are physical and stay real. */
+#define CLOCK_TEST_SPEED_MAX 1000000
+#define CLOCK_TEST_MIN_TIMER_MS 100u    /* a scaled timer never fires more often than this (real ms) */
+struct test_clock {
+    int64_t start;          /* seconds since the epoch, shown at anchor_ms */
+    int64_t speed;          /* simulated seconds per real second, 1..CLOCK_TEST_SPEED_MAX */
+    uint64_t anchor_ms;     /* CLOCK_MONOTONIC in ms */
+};
+/* "START:SPEED[:ANCHOR_MS]": START in seconds since the epoch or "YYYY-MM-DDTHH:MM[:SS]Z", SPEED a whole
+ * number, ANCHOR_MS a CLOCK_MONOTONIC instant in ms (default now_mono_ms: the clock starts now).
+ * -EINVAL on anything malformed or out of range. */
+int clock_test_parse(const char *s, uint64_t now_mono_ms, struct test_clock *out);
+int64_t clock_test_at(const struct test_clock *tc, uint64_t mono_ms);   /* the simulated time, in s */
+/* Real milliseconds for a wall-clock period under tc: wall_ms / speed, at least CLOCK_TEST_MIN_TIMER_MS
+ * (tc NULL: wall_ms unchanged). */
+uint64_t clock_test_interval_ms(const struct test_clock *tc, uint64_t wall_ms);
+/* The same under the installed test clock (none: wall_ms unchanged). */
+uint64_t clock_timer_ms(uint64_t wall_ms);
+void clock_test_install(const struct test_clock *tc);  /* NULL: the real clock again */
+const struct test_clock *clock_test_installed(void);   /* NULL when none */
+/* Installs TELECENTRED_TEST_CLOCK when TELECENTRED_TEST_HOOKS=1: 1 when installed, 0 when not asked
+ * for (either variable unset; TELECENTRED_TEST_CLOCK without the hooks is ignored), -EINVAL when the
+ * value is malformed (nothing installed). */
+int clock_test_from_env(void);
 
 /* Sets the process timezone (TZ) to an IANA name such as "Europe/Paris".
  * -ENOENT if no such zone is installed (glibc would otherwise silently use UTC). */

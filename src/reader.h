@@ -26,7 +26,8 @@ struct reader_backend_ops {
 
 /* -ENOTSUP for READER_DRIVER_LIBNFC in a build without libnfc support.
  * The sim driver reads cfg->fifo (created if missing, mode 0600): each line is one tap of that UID;
- * lines are trimmed, empty lines ignored, a partial line waits for its newline. */
+ * lines are trimmed, empty lines ignored, a partial line waits for its newline. The line "!unplug"
+ * reports the reader offline and drops the taps that follow until "!plug" reports it back. */
 int reader_open(const struct reader_config *cfg, reader_tap_cb cb, void *userdata, struct reader **out);
 /* Where problems go (called with reader_open's userdata); without one they are dropped. */
 void reader_set_problem_cb(struct reader *r, reader_problem_cb cb);
@@ -34,7 +35,8 @@ void reader_set_problem_cb(struct reader *r, reader_problem_cb cb);
 /* Health of a reader whose device can go away (libnfc): OFFLINE once when it is lost (unplugged, mute,
  * erroring), ONLINE once when it is back in service (and once when it first comes into service);
  * changes only, never the same state twice in a row. detail says why, for the log. The sim reader
- * never reports. Removal of a card (the end of a tap) is reported too, for the log and for figures. */
+ * reports only its "!unplug" and "!plug" lines. Removal of a card (the end of a tap) is reported too,
+ * for the log and for figures. */
 enum reader_health {
     READER_ONLINE,
     READER_OFFLINE,

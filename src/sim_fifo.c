@@ -95,8 +95,10 @@ static void end_of_line(struct sim_fifo *f, sim_fifo_line_cb cb, void *userdata)
 
 int sim_fifo_read_lines(struct sim_fifo *f, sim_fifo_line_cb cb, void *userdata)
 {
+    /* One read per call: a FIFO that is written faster than its taps are decided must not hold the
+     * loop (other readers, the watchdog); what is left keeps the fd readable for the next turn. */
     for (;;) {
-        char chunk[512];
+        char chunk[SIM_FIFO_READ_MAX];
         ssize_t n = read(f->read_fd, chunk, sizeof(chunk));
         if (n < 0) {
             if (errno == EINTR)
@@ -116,5 +118,6 @@ int sim_fifo_read_lines(struct sim_fifo *f, sim_fifo_line_cb cb, void *userdata)
                 f->line[f->len++] = chunk[i];
             }
         }
+        return 0;
     }
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #define SIM_FIFO_LINE_MAX 255
+#define SIM_FIFO_READ_MAX 512
 
 struct sim_fifo;
 
@@ -18,6 +19,8 @@ int sim_fifo_fd(const struct sim_fifo *f);
 /* One complete line, trimmed of surrounding white space and never empty; or, with too_long, a line
  * longer than SIM_FIFO_LINE_MAX that was dropped (line is then NULL). */
 typedef void (*sim_fifo_line_cb)(const char *line, bool too_long, void *userdata);
-/* Reads what is pending and calls cb once per complete line. A partial line (no newline yet) is kept
- * until the rest arrives. 0 or a negative errno. */
+/* Reads what is pending, at most SIM_FIFO_READ_MAX bytes per call, and calls cb once per complete line.
+ * The bound keeps one busy FIFO from holding the loop: the rest stays readable (the loop is
+ * level-triggered) and is read at the next turn, after the other sources. A partial line (no newline
+ * yet) is kept until the rest arrives. 0 or a negative errno. */
 int sim_fifo_read_lines(struct sim_fifo *f, sim_fifo_line_cb cb, void *userdata);

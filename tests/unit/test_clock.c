@@ -1,9 +1,10 @@
-/* Timezone conversions, parsers and formatters; badge UID normalisation. */
+/* Timezone conversions, parsers and formatters; the test clock; badge UID normalisation. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <cmocka.h>
 
 #include "clock.h"
@@ -126,6 +127,92 @@ static void test_uid_normalize(void **state)
     assert_int_equal(uid_from_bytes(raw, 5, out), -EINVAL);
 }
 
+/* The test clock (TELECENTRED_TEST_CLOCK): parsing, the compressed-time arithmetic, scaled timers. */
+static void test_test_clock(void **state)
+{
+    struct test_clock tc;
+    assert_int_equal(clock_test_parse("1795417200:14400", 5000, &tc), 0);
+    assert_int_equal(tc.start, 1795417200);
+    assert_int_equal(tc.speed, 14400);
+    assert_int_equal(tc.anchor_ms, 5000);           /* no anchor: the clock starts now */
+    assert_int_equal(clock_test_at(&tc, 5000), 1795417200);
+    assert_int_equal(clock_test_at(&tc, 5001), 1795417200 + 14);      /* 14.4 s: whole seconds */
+    assert_int_equal(clock_test_at(&tc, 11000), 1795417200 + 86400);  /* 6 real s: one day */
+    assert_int_equal(clock_test_at(&tc, 4999), 1795417200 - 15);      /* before the anchor: floor */
+    /* An explicit anchor, and the ISO form. */
+    assert_int_equal(clock_test_parse("2026-11-23T07:00:00Z:2:123456", 0, &tc), 0);
+    assert_int_equal(tc.start, 1795417200);
+    assert_int_equal(tc.speed, 2);
+    assert_int_equal(tc.anchor_ms, 123456);
+    assert_int_equal(clock_test_at(&tc, 123456 + 1500), 1795417200 + 3);
+    assert_int_equal(clock_test_at(&tc, 123456 + 499), 1795417200);
+    assert_int_equal(clock_test_at(&tc, 123456 - 1), 1795417199);
+    assert_int_equal(clock_test_parse("2026-11-23T07:00Z:1", 9, &tc), 0);
+    assert_int_equal(tc.start, 1795417200);
+    assert_int_equal(tc.speed, 1);
+    /* Speed 1 follows real time; the top speed over a month of uptime does not overflow. */
+    assert_int_equal(clock_test_parse("0:1:0", 0, &tc), 0);
+    assert_int_equal(clock_test_at(&tc, 86400000), 86400);
+    assert_int_equal(clock_test_parse("0:1000000:0", 0, &tc), 0);
+    assert_int_equal(clock_test_at(&tc, (uint64_t)30 * 86400000), (int64_t)30 * 86400 * 1000000);
+    /* Malformed. */
+    const char *bad[] = {"", ":", "1795417200", "1795417200:", "1795417200:0", "1795417200:-5",
+                         "1795417200:1000001", "1795417200:1.5", "1795417200:10:", "1795417200:10:x",
+                         "1795417200:10:5:6", "-1:10", "17954x7200:10", "2026-11-23T07:00:00:10",
+                         "2026-13-23T07:00:00Z:10", "2026-11-23T07:00:00Z10", " 1795417200:10",
+                         "1795417200 :10", "253402300800:10", "99999999999999999999999:10",
+                         "1795417200:99999999999999999999", "abc:10"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tc = (struct test_clock){.start = 42};
+        assert_int_equal(clock_test_parse(bad[i], 0, &tc), -EINVAL);
+        assert_int_equal(tc.start, 42);             /* untouched */
+    }
+    assert_int_equal(clock_test_parse(NULL, 0, &tc), -EINVAL);
+    /* Scaled timers: a wall-clock period in real ms, with a floor. */
+    assert_int_equal(clock_test_parse("0:14400:0", 0, &tc), 0);
+    assert_int_equal(clock_test_interval_ms(&tc, 24u * 3600u * 1000u), 6000);
+    assert_int_equal(clock_test_interval_ms(&tc, 60000), CLOCK_TEST_MIN_TIMER_MS);
+    assert_int_equal(clock_test_interval_ms(NULL, 60000), 60000);
+    /* Installed: clock_now() follows it, for a clock without its own `now` too; removed: real time. */
+    const int64_t y2k = 946684800;                  /* far from the machine's real time */
+    assert_int_equal(clock_test_parse("946684800:1", 0, &tc), 0);
+    tc.anchor_ms = clock_mono_ms();
+    clock_test_install(&tc);
+    assert_non_null(clock_test_installed());
+    struct clock plain = {0};
+    assert_in_range(clock_now(NULL), y2k, y2k + 60);
+    assert_in_range(clock_now(&plain), y2k, y2k + 60);
+    assert_int_equal(clock_timer_ms(60000), 60000);
+    clock_test_install(NULL);
+    assert_null(clock_test_installed());
+    assert_true(clock_now(NULL) > y2k + 86400);
+}
+
+/* TELECENTRED_TEST_CLOCK is taken only with TELECENTRED_TEST_HOOKS=1, and refused when malformed. */
+static void test_test_clock_env(void **state)
+{
+    unsetenv("TELECENTRED_TEST_HOOKS");
+    setenv("TELECENTRED_TEST_CLOCK", "1795417200:10", 1);
+    assert_int_equal(clock_test_from_env(), 0);
+    assert_null(clock_test_installed());
+    setenv("TELECENTRED_TEST_HOOKS", "yes", 1);
+    assert_int_equal(clock_test_from_env(), 0);
+    setenv("TELECENTRED_TEST_HOOKS", "1", 1);
+    setenv("TELECENTRED_TEST_CLOCK", "1795417200:ten", 1);
+    assert_int_equal(clock_test_from_env(), -EINVAL);
+    assert_null(clock_test_installed());
+    unsetenv("TELECENTRED_TEST_CLOCK");
+    assert_int_equal(clock_test_from_env(), 0);
+    setenv("TELECENTRED_TEST_CLOCK", "946684800:10", 1);
+    assert_int_equal(clock_test_from_env(), 1);
+    assert_non_null(clock_test_installed());
+    assert_int_equal(clock_test_installed()->speed, 10);
+    assert_in_range(clock_now(NULL), 946684800, 946684800 + 600);
+    clock_test_install(NULL);
+    unsetenv("TELECENTRED_TEST_CLOCK");
+    unsetenv("TELECENTRED_TEST_HOOKS");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +222,8 @@ int main(void)
         cmocka_unit_test(test_parsers),
         cmocka_unit_test(test_formatters),
         cmocka_unit_test(test_uid_normalize),
+        cmocka_unit_test(test_test_clock),
+        cmocka_unit_test(test_test_clock_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -228,6 +228,11 @@ static void test_reader_sim(void **state)
     write_fifo(f->fifo, big);
     write_fifo(f->fifo, "04A1B2C3\n");
     ev.taps[0] = '\0';
+    /* One dispatch reads at most SIM_FIFO_READ_MAX bytes (a busy FIFO must not hold the loop): the
+     * rest stays readable for the next. */
+    assert_int_equal(reader_dispatch(r), 0);
+    assert_int_equal(ev.problems, 1);
+    assert_true(fd_ready(reader_fd(r)));
     assert_int_equal(reader_dispatch(r), 0);
     assert_int_equal(ev.problems, 2);
     assert_int_equal(ev.last_err, -EMSGSIZE);
@@ -239,6 +244,37 @@ static void test_reader_sim(void **state)
     assert_null(reader_close(NULL));
 }
 
+/* The health callback gets reader_open's userdata (the tap events): its own record is here. */
+static char health_seen[256];
+
+static void on_health(struct reader *r, enum reader_health health, const char *detail, void *userdata)
+{
+    size_t len = strlen(health_seen);
+    snprintf(health_seen + len, sizeof(health_seen) - len, "%s%s", len ? " " : "",
+             health == READER_ONLINE ? "online" : "offline");
+    assert_non_null(detail);
+}
+
+/* "!unplug" and "!plug": offline and back once each (changes only), taps in between dropped. */
+static void test_reader_sim_unplug(void **state)
+{
+    struct fixture *f = *state;
+    struct reader_config rc = {.name = "entrance", .driver = READER_DRIVER_SIM, .door = "entrance"};
+    snprintf(rc.fifo, sizeof(rc.fifo), "%s", f->fifo);
+    struct reader_events ev = {0};
+    struct reader *r;
+    assert_int_equal(reader_open(&rc, on_tap, &ev, &r), 0);
+    reader_set_problem_cb(r, on_reader_problem);
+    health_seen[0] = '\0';
+    reader_set_health_cb(r, on_health);
+    write_fifo(f->fifo, "04000001\n!plug\n!unplug\n04000002\n!unplug\nnot-a-uid\n!plug\n!plug\n04000003\n");
+    assert_int_equal(reader_dispatch(r), 0);
+    assert_string_equal(ev.taps, "04000001 04000003");
+    assert_string_equal(health_seen, "offline online");
+    assert_int_equal(ev.problems, 0);
+    assert_null(reader_close(r));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +282,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gpio_sim_problem_without_callback_and_bad_fifo, setup, teardown),
         cmocka_unit_test(test_drivers_not_built),
         cmocka_unit_test_setup_teardown(test_reader_sim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_sim_unplug, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
