@@ -69,6 +69,10 @@
  * late by a busy host, or a garbled frame, is not a mute chip; an unplugged one fails again at once. */
 #define DEVICE_ERRORS_MAX 2
 #define HELD_GRACE_MS 10000u    /* a card held across a loss this short is the same tap */
+/* A worker that replaces one that died (a crash inside libnfc on a hostile reply, the watchdog) must live
+ * this long before the reader is back in service: a reader that kills every worker is lost once, not
+ * "lost" and "back in service" on every restart. */
+#define STABLE_AFTER_DEATH_MS 5000u
 
 /* Health details are for one log line: truncating a long path is fine (vsnprintf, unlike snprintf,
  * does not make GCC warn about it). */
@@ -150,21 +154,30 @@ int reader_libnfc_lock_device(const char *path, pid_t *holder)
 
 /* ---- between the worker and the loop side ---- */
 
-enum worker_msg_kind {
-    MSG_TAP = 1,        /* uid, uid_len: a card entered the field (or a held card re-armed) */
-    MSG_REMOVED,        /* the card of the last tap left the field */
-    MSG_ONLINE,         /* detail: the device; a poll succeeded after an open */
-    MSG_OFFLINE,        /* detail: why the reader was lost */
-};
+/* Messages (struct reader_libnfc_msg, reader_libnfc.h): one write() of less than PIPE_BUF bytes each, so
+ * they never interleave or split. */
+_Static_assert(sizeof(struct reader_libnfc_msg) <= PIPE_BUF, "a message is one atomic pipe write");
 
-/* One write() of less than PIPE_BUF bytes: messages never interleave or split. */
-struct worker_msg {
-    uint8_t kind;
-    uint8_t uid_len;
-    uint8_t uid[UID_MAX_BYTES];
-    char detail[180];
-};
-_Static_assert(sizeof(struct worker_msg) <= PIPE_BUF, "a message is one atomic pipe write");
+void reader_libnfc_target_uid(const nfc_target *nt, uint8_t uid[UID_MAX_BYTES], size_t *len)
+{
+    size_t n = nt->nti.nai.szUidLen;
+    if (n > UID_MAX_BYTES)
+        n = UID_MAX_BYTES;
+    memcpy(uid, nt->nti.nai.abtUid, n);
+    *len = n;
+}
+
+int reader_libnfc_msg_uid(const struct reader_libnfc_msg *m, char uid[UID_STR_MAX], char raw[UID_MAX_BYTES * 2 + 1])
+{
+    size_t len = m->uid_len > UID_MAX_BYTES ? UID_MAX_BYTES : m->uid_len;
+    raw[0] = '\0';
+    if (uid_from_bytes(m->uid, len, uid) == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        snprintf(raw + 2 * i, 3, "%02X", m->uid[i]);
+    raw[2 * len] = '\0';
+    return -EINVAL;
+}
 
 enum nfc_call {
     CALL_NONE,
@@ -205,6 +218,15 @@ struct worker_shared {
 
 /* ---- the worker process ---- */
 
+/* The card of the last tap, when the reader (or its worker) was lost while it was in the field: if the
+ * first poll after the loss finds it again (soon), it was held all along, not tapped again. */
+struct held_card {
+    bool valid;
+    uint8_t uid[UID_MAX_BYTES];
+    size_t len;                 /* may be 0: a tap of a malformed UID is a card too (fuzz_pn532) */
+    uint64_t lost_ms;
+};
+
 enum sent_health {
     SENT_NOTHING,
     SENT_ONLINE,
@@ -215,6 +237,8 @@ struct worker {
     const struct reader_config *cfg;
     struct worker_shared *shared;
     int msg_fd;                 /* write end of the message pipe */
+    reader_libnfc_msg_cb cb;    /* instead of the pipe (a poller outside a worker process) */
+    void *cb_userdata;
     int ctl_fd;                 /* read end of the control pipe: readable or hung up = stop */
     nfc_context *ctx;
     nfc_device *dev;
@@ -224,19 +248,19 @@ struct worker {
     int soft_errors;
     int device_errors;
     bool present;               /* the card of the last tap is still in the field */
-    /* The card that was present when the reader was lost: if the first poll after the reopen finds it
-     * again (soon), it was held all along, not tapped again. */
-    uint8_t held_uid[UID_MAX_BYTES];
-    size_t held_len;            /* 0: none */
-    uint64_t held_lost_ms;
+    struct held_card held;      /* the card present when the reader (or the last worker) was lost */
     nfc_target target;
     uint64_t tapped_ms;
 };
 
 static const nfc_modulation iso14443a = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
 
-static void worker_send(struct worker *w, const struct worker_msg *m)
+static void worker_send(struct worker *w, const struct reader_libnfc_msg *m)
 {
+    if (w->cb) {
+        w->cb(m, w->cb_userdata);
+        return;
+    }
     ssize_t n;
     do
         n = write(w->msg_fd, m, sizeof(*m));
@@ -245,25 +269,23 @@ static void worker_send(struct worker *w, const struct worker_msg *m)
         _exit(0);   /* the daemon is gone (EPIPE): nobody to work for */
 }
 
-static void worker_send_health(struct worker *w, enum worker_msg_kind kind, const char *detail)
+static void worker_send_health(struct worker *w, enum reader_libnfc_msg_kind kind, const char *detail)
 {
-    enum sent_health now = kind == MSG_ONLINE ? SENT_ONLINE : SENT_OFFLINE;
+    enum sent_health now = kind == READER_LIBNFC_ONLINE ? SENT_ONLINE : SENT_OFFLINE;
     if (w->sent == now)
         return;
     w->sent = now;
-    struct worker_msg m = {.kind = (uint8_t)kind};
+    struct reader_libnfc_msg m = {.kind = (uint8_t)kind};
     detailf(m.detail, sizeof(m.detail), "%s", detail);
     worker_send(w, &m);
 }
 
 static void worker_send_tap(struct worker *w)
 {
-    struct worker_msg m = {.kind = MSG_TAP};
-    size_t len = w->target.nti.nai.szUidLen;
-    if (len > sizeof(m.uid))
-        len = sizeof(m.uid);
+    struct reader_libnfc_msg m = {.kind = READER_LIBNFC_TAP};
+    size_t len;
+    reader_libnfc_target_uid(&w->target, m.uid, &len);
     m.uid_len = (uint8_t)len;
-    memcpy(m.uid, w->target.nti.nai.abtUid, len);
     worker_send(w, &m);
     w->tapped_ms = clock_mono_ms();
 }
@@ -315,12 +337,12 @@ static void worker_close_device(struct worker *w)
 static void worker_lose(struct worker *w, const char *detail)
 {
     if (w->present) {
-        w->held_len = w->target.nti.nai.szUidLen > UID_MAX_BYTES ? UID_MAX_BYTES : w->target.nti.nai.szUidLen;
-        memcpy(w->held_uid, w->target.nti.nai.abtUid, w->held_len);
-        w->held_lost_ms = clock_mono_ms();
+        reader_libnfc_target_uid(&w->target, w->held.uid, &w->held.len);
+        w->held.valid = true;
+        w->held.lost_ms = clock_mono_ms();
     }
     worker_close_device(w);
-    worker_send_health(w, MSG_OFFLINE, detail);
+    worker_send_health(w, READER_LIBNFC_OFFLINE, detail);
 }
 
 static int worker_open(struct worker *w, char *detail, size_t len)
@@ -359,6 +381,19 @@ static int worker_open(struct worker *w, char *detail, size_t len)
     call_end(w);
     if (!w->dev) {
         detailf(detail, len, "cannot open %s", w->cfg->connstring);
+        worker_close_device(w);
+        return -1;
+    }
+    /* libnfc 1.8 opens a PN532 whose firmware version reply was garbled and leaves it without its list of
+     * modulations; the first select then fails an assert() inside libnfc (found by fuzz/fuzz_pn532.c).
+     * A device that cannot say it reads ISO14443A is not open: closed, and reopened after the backoff. */
+    const nfc_modulation_type *modulations = NULL;
+    bool iso14443a_ok = false;
+    if (nfc_device_get_supported_modulation(w->dev, N_INITIATOR, &modulations) == 0 && modulations)
+        for (size_t i = 0; modulations[i] && !iso14443a_ok; i++)
+            iso14443a_ok = modulations[i] == NMT_ISO14443A;
+    if (!iso14443a_ok) {
+        detailf(detail, len, "cannot initialise %s: the reader did not identify itself", w->cfg->connstring);
         worker_close_device(w);
         return -1;
     }
@@ -432,7 +467,7 @@ static void worker_online(struct worker *w)
         detailf(detail, sizeof(detail), "%s on %s", name, w->cfg->connstring);
     else
         detailf(detail, sizeof(detail), "%s", w->cfg->connstring);
-    worker_send_health(w, MSG_ONLINE, detail);
+    worker_send_health(w, READER_LIBNFC_ONLINE, detail);
     w->backoff_ms = BACKOFF_MIN_MS;
 }
 
@@ -450,17 +485,17 @@ static int worker_select(struct worker *w)
     /* ONLINE after a poll worked, not after nfc_open alone: a device that opens and then fails at
      * once must not flap online/offline in the log. */
     worker_online(w);
-    if (w->held_len) {
-        bool same = r > 0 && nt.nti.nai.szUidLen == w->held_len &&
-                    memcmp(nt.nti.nai.abtUid, w->held_uid, w->held_len) == 0 &&
-                    clock_mono_ms() - w->held_lost_ms <= HELD_GRACE_MS;
-        w->held_len = 0;
+    if (w->held.valid) {
+        bool same = r > 0 && nt.nti.nai.szUidLen == w->held.len &&
+                    memcmp(nt.nti.nai.abtUid, w->held.uid, w->held.len) == 0 &&
+                    clock_mono_ms() - w->held.lost_ms <= HELD_GRACE_MS;
+        w->held.valid = false;
         if (same) {
             w->target = nt;
             w->present = true;
             return 0;
         }
-        struct worker_msg m = {.kind = MSG_REMOVED};    /* it left while the reader was away */
+        struct reader_libnfc_msg m = {.kind = READER_LIBNFC_REMOVED};    /* it left while the reader was away */
         worker_send(w, &m);
     }
     if (r > 0) {
@@ -496,12 +531,18 @@ static int worker_check_presence(struct worker *w)
         return worker_error(w, r, "checking a card's presence");
     /* Released, or an RF error from a card leaving the field mid-exchange. libnfc also says "released"
      * when its re-select of a MIFARE Classic timed out, which a host too busy to read the answer in
-     * time can cause: confirm with one select by UID, so a busy moment is not a removal and a second
-     * decision. */
+     * time can cause: confirm with one select, so a busy moment is not a removal and a second decision.
+     * A select of any card, not a select by UID: a chip that misreports a UID (a UID field longer than
+     * 10 bytes, which libnfc 1.8 folds into a made-up 10-byte one) never answers a select by that UID,
+     * and each poll would be a removal and a new tap, a denial every period (reader_hostile.sh,
+     * uidlong). And any card that answers counts, whatever its UID: the field was never seen empty. A
+     * chip that completes a short UID field from stale memory (libnfc 1.8 copies what its buffer held
+     * past the frame: uidshort) gives another UID at every select and would otherwise tap at every
+     * poll. The cost: a second card put down as the first one leaves, with no empty poll between, is
+     * read only when presented again. */
     nfc_target nt;
     call_begin(w, CALL_SELECT);
-    int again = nfc_initiator_select_passive_target(w->dev, iso14443a, w->target.nti.nai.abtUid,
-                                                    w->target.nti.nai.szUidLen, &nt);
+    int again = nfc_initiator_select_passive_target(w->dev, iso14443a, NULL, 0, &nt);
     call_end(w);
     if (again > 0) {
         w->target = nt;
@@ -510,38 +551,86 @@ static int worker_check_presence(struct worker *w)
     if (again < 0 && nfc_error_is_device(again))
         return worker_error(w, again, "checking a card's presence");
     w->present = false;
-    struct worker_msg m = {.kind = MSG_REMOVED};
+    struct reader_libnfc_msg m = {.kind = READER_LIBNFC_REMOVED};
     worker_send(w, &m);
     return 1;
 }
 
-static void worker_loop(struct worker *w)
+/* One turn of the worker's loop: (re)open the device if it is closed, else poll once. Returns when the
+ * next turn is due (CLOCK_MONOTONIC ms; 0 = at once). */
+static uint64_t worker_step(struct worker *w)
 {
     const uint64_t period = (uint64_t)w->cfg->poll_ms;
-    w->backoff_ms = BACKOFF_MIN_MS;
-    for (;;) {
-        if (!w->dev) {
-            char detail[160];
-            if (worker_open(w, detail, sizeof(detail)) < 0) {
-                worker_send_health(w, MSG_OFFLINE, detail);
-                if (!worker_wait_until(w, clock_mono_ms() + w->backoff_ms))
-                    return;
-                w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
-                continue;
-            }
-        }
-        uint64_t started = clock_mono_ms();
-        int r = w->present ? worker_check_presence(w) : worker_select(w);
-        uint64_t next = started + period;
-        if (r < 0) {
-            next = clock_mono_ms() + w->backoff_ms;
+    if (!w->dev) {
+        char detail[160];
+        if (worker_open(w, detail, sizeof(detail)) < 0) {
+            worker_send_health(w, READER_LIBNFC_OFFLINE, detail);
+            uint64_t next = clock_mono_ms() + w->backoff_ms;
             w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
-        } else if (r > 0) {
-            next = 0;   /* the card left: look for the next one at once */
+            return next;
         }
-        if (!worker_wait_until(w, next))
-            return;
     }
+    uint64_t started = clock_mono_ms();
+    int r = w->present ? worker_check_presence(w) : worker_select(w);
+    uint64_t next = started + period;
+    if (r < 0) {
+        next = clock_mono_ms() + w->backoff_ms;
+        w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
+    } else if (r > 0) {
+        next = 0;   /* the card left: look for the next one at once */
+    }
+    return next;
+}
+
+static void worker_loop(struct worker *w)
+{
+    w->backoff_ms = BACKOFF_MIN_MS;
+    while (worker_wait_until(w, worker_step(w)))
+        ;
+}
+
+/* ---- the worker's steps without a worker process (reader_libnfc.h) ---- */
+
+struct reader_libnfc_poller {
+    struct worker w;
+    struct worker_shared shared;    /* call stamps nobody watches */
+};
+
+struct reader_libnfc_poller *reader_libnfc_poller_new(const struct reader_config *cfg, nfc_context *ctx,
+                                                      reader_libnfc_msg_cb cb, void *userdata)
+{
+    struct reader_libnfc_poller *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->w = (struct worker){
+        .cfg = cfg,
+        .shared = &p->shared,
+        .msg_fd = -1,
+        .cb = cb,
+        .cb_userdata = userdata,
+        .ctx = ctx,
+        .lock_fd = -1,
+        .backoff_ms = BACKOFF_MIN_MS,
+    };
+    return p;
+}
+
+uint64_t reader_libnfc_poller_step(struct reader_libnfc_poller *p)
+{
+    return worker_step(&p->w);
+}
+
+bool reader_libnfc_poller_is_open(const struct reader_libnfc_poller *p)
+{
+    return p->w.dev != NULL;
+}
+
+void reader_libnfc_poller_free(struct reader_libnfc_poller *p)
+{
+    if (!p)
+        return;
+    worker_close_device(&p->w);
+    free(p);
 }
 
 /* Pins the worker to one CPU. A paced serial reply wakes the worker once per byte; unpinned, most of
@@ -582,7 +671,7 @@ static void close_other_fds(int keep_a, int keep_b)
 }
 
 static _Noreturn void worker_main(const struct reader_config *cfg, struct worker_shared *shared, int msg_fd,
-                                  int ctl_fd, pid_t daemon_pid)
+                                  int ctl_fd, pid_t daemon_pid, const struct held_card *held)
 {
     /* Die with the daemon; leave the daemon's signals to the daemon (a Ctrl-C reaches the whole
      * process group: the daemon stops its workers itself). */
@@ -610,12 +699,13 @@ static _Noreturn void worker_main(const struct reader_config *cfg, struct worker
         .msg_fd = msg_fd,
         .ctl_fd = ctl_fd,
         .lock_fd = -1,
+        .held = *held,
     };
     call_begin(&w, CALL_NFC_INIT);
     nfc_init(&w.ctx);
     call_end(&w);
     if (!w.ctx) {
-        worker_send_health(&w, MSG_OFFLINE, "libnfc could not start (nfc_init failed)");
+        worker_send_health(&w, READER_LIBNFC_OFFLINE, "libnfc could not start (nfc_init failed)");
         _exit(1);
     }
     worker_loop(&w);
@@ -650,7 +740,15 @@ struct nfc_reader {
     bool killed;                /* by the watchdog: its OFFLINE is already reported */
     unsigned restart_backoff_ms;
     enum nfc_health health;
-    uint8_t partial[sizeof(struct worker_msg)];
+    bool worker_died;           /* since the reader was last in service */
+    bool online_pending;        /* the worker after a death says ONLINE: reported at online_at */
+    uint64_t online_at;
+    char online_detail[180];    /* the ONLINE message's detail */
+    /* The card of the last tap until its removal is reported. A worker that dies while it is held (a
+     * crash inside libnfc, the watchdog) hands it to the next one: a card held across a restart is one
+     * tap, not one decision per restart (tests/integration/reader_hostile.sh, nad). */
+    struct held_card card;
+    uint8_t partial[sizeof(struct reader_libnfc_msg)];
     size_t partial_len;
 };
 
@@ -679,34 +777,41 @@ static void set_health(struct nfc_reader *nr, enum nfc_health health, const char
     reader_report_health(nr->r, health == HEALTH_ONLINE ? READER_ONLINE : READER_OFFLINE, detail);
 }
 
-static void handle_message(struct nfc_reader *nr, const struct worker_msg *m)
+static void handle_message(struct nfc_reader *nr, const struct reader_libnfc_msg *m)
 {
     char detail[sizeof(m->detail)];
     memcpy(detail, m->detail, sizeof(detail));
     detail[sizeof(detail) - 1] = '\0';
     switch (m->kind) {
-    case MSG_TAP: {
+    case READER_LIBNFC_TAP: {
         char uid[UID_STR_MAX];
-        size_t len = m->uid_len > UID_MAX_BYTES ? UID_MAX_BYTES : m->uid_len;
-        if (uid_from_bytes(m->uid, len, uid) == 0) {
+        char raw[UID_MAX_BYTES * 2 + 1];
+        nr->card.valid = true;
+        nr->card.len = m->uid_len > UID_MAX_BYTES ? UID_MAX_BYTES : m->uid_len;
+        memcpy(nr->card.uid, m->uid, nr->card.len);
+        if (reader_libnfc_msg_uid(m, uid, raw) == 0)
             reader_report_tap(nr->r, uid);
-        } else {
-            char raw[UID_MAX_BYTES * 2 + 1];
-            for (size_t i = 0; i < len; i++)
-                snprintf(raw + 2 * i, 3, "%02X", m->uid[i]);
-            raw[2 * len] = '\0';
+        else
             reader_report_problem(nr->r, -EINVAL, raw);
-        }
         break;
     }
-    case MSG_REMOVED:
+    case READER_LIBNFC_REMOVED:
+        nr->card.valid = false;
         reader_report_removed(nr->r);
         break;
-    case MSG_ONLINE:
+    case READER_LIBNFC_ONLINE:
+        if (nr->worker_died) {
+            /* confirmed by timer_fired once this worker has lived STABLE_AFTER_DEATH_MS */
+            nr->online_pending = true;
+            nr->online_at = clock_mono_ms() + STABLE_AFTER_DEATH_MS;
+            detailf(nr->online_detail, sizeof(nr->online_detail), "%s", detail);
+            break;
+        }
         nr->restart_backoff_ms = BACKOFF_MIN_MS;
         set_health(nr, HEALTH_ONLINE, detail);
         break;
-    case MSG_OFFLINE:
+    case READER_LIBNFC_OFFLINE:
+        nr->online_pending = false;
         set_health(nr, HEALTH_OFFLINE, detail);
         break;
     default:
@@ -733,7 +838,7 @@ static void read_messages(struct nfc_reader *nr)
         }
         nr->partial_len += (size_t)n;
         if (nr->partial_len == sizeof(nr->partial)) {
-            struct worker_msg m;
+            struct reader_libnfc_msg m;
             memcpy(&m, nr->partial, sizeof(m));
             nr->partial_len = 0;
             handle_message(nr, &m);
@@ -756,7 +861,7 @@ static int spawn_worker(struct nfc_reader *nr)
     pid_t daemon_pid = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        worker_main(&nr->r->cfg, nr->shared, msg[1], ctl[0], daemon_pid);
+        worker_main(&nr->r->cfg, nr->shared, msg[1], ctl[0], daemon_pid, &nr->card);
     int err = pid < 0 ? -errno : 0;
     close(msg[1]);
     close(ctl[0]);
@@ -809,6 +914,10 @@ static void worker_exited(struct nfc_reader *nr)
     if (got == 0)
         return;
     read_messages(nr);
+    if (nr->card.valid)
+        nr->card.lost_ms = clock_mono_ms();
+    nr->worker_died = true;
+    nr->online_pending = false;
     if (!nr->killed) {
         char detail[96];
         if (got > 0 && WIFSIGNALED(status))
@@ -862,6 +971,12 @@ static void timer_fired(struct nfc_reader *nr)
     }
     if (nr->killed)
         return;     /* waiting for the pidfd */
+    if (nr->online_pending && clock_mono_ms() >= nr->online_at) {
+        nr->online_pending = false;
+        nr->worker_died = false;
+        nr->restart_backoff_ms = BACKOFF_MIN_MS;
+        set_health(nr, HEALTH_ONLINE, nr->online_detail);
+    }
     uint64_t started = atomic_load(&nr->shared->call_started_ms);
     if (!started || clock_mono_ms() - started <= WATCHDOG_MS)
         return;

@@ -4,8 +4,11 @@
  *   pn532_emu --link PATH --control PATH [--events PATH] [--baud N]
  *
  * The reader's connstring is pn532_uart:LINK. The control FIFO takes one command per line (tag, remove,
- * mute, unmute, vanish, return, reset, quit); every change and what the host saw of it is written as one
- * line "<CLOCK_MONOTONIC ns> <event> ..." to the events file. docs/test-rigs.md documents it all.
+ * mute, unmute, vanish, return, reset, hostile MODE, normal, quit); every change and what the host saw of
+ * it is written as one line "<CLOCK_MONOTONIC ns> <event> ..." to the events file. The hostile modes make
+ * it a broken or malicious reader (garbage, bad checksums, wrong codes, truncated frames, impossible UIDs,
+ * NACK and error storms, a flood, a huge extended frame, the replies that crash libnfc 1.8) until
+ * `normal`. docs/test-rigs.md documents it all.
  *
  * One thread, one ppoll loop. Bytes to the host are paced at the configured baud rate against absolute
  * CLOCK_MONOTONIC deadlines (byte n of a burst is due at start + n * byte time), so the average rate never
@@ -69,6 +72,35 @@ enum {
 #define RX_BUF 1024
 #define TX_BUF 8192
 #define MEM_PAGES 16
+
+/* A broken or hostile chip (control command `hostile MODE`, until `normal`). */
+enum hostile {
+    HOSTILE_NONE,
+    HOSTILE_GARBAGE,    /* every command answered with 24 bytes of noise, no ACK */
+    HOSTILE_BADSUM,     /* ACK, then the reply with a wrong data checksum (DCS) */
+    HOSTILE_BADLEN,     /* ACK, then the reply with a wrong length checksum (LCS) */
+    HOSTILE_WRONGCODE,  /* ACK, then the reply carrying another command's response code */
+    HOSTILE_TRUNCATED,  /* ACK, then the first half of the reply, and nothing more */
+    HOSTILE_UID0,       /* a card found: UID length 0 */
+    HOSTILE_UIDLONG,    /* a card found: UID length 16, sixteen bytes */
+    HOSTILE_UIDSHORT,   /* a card found: a UID length 3 more than the bytes that follow */
+    HOSTILE_NACK,       /* a NACK instead of every ACK, and nothing else */
+    HOSTILE_ERRORS,     /* ACK, then the error frame, for every command */
+    HOSTILE_FLOOD,      /* noise at the full line rate without end, whatever the host sends */
+    HOSTILE_EXTENDED,   /* ACK, then an extended frame of 2000 bytes of data for every reply */
+    HOSTILE_NAD,        /* In* / PowerDown status bytes with bit 7 set: libnfc 1.8 abort()s */
+    HOSTILE_ATS0,       /* a card found: an ATS length byte 0 after the UID: libnfc 1.8 crashes */
+};
+
+static const char *const hostile_names[] = {
+    [HOSTILE_NONE] = "none",         [HOSTILE_GARBAGE] = "garbage",     [HOSTILE_BADSUM] = "badsum",
+    [HOSTILE_BADLEN] = "badlen",     [HOSTILE_WRONGCODE] = "wrongcode", [HOSTILE_TRUNCATED] = "truncated",
+    [HOSTILE_UID0] = "uid0",         [HOSTILE_UIDLONG] = "uidlong",     [HOSTILE_UIDSHORT] = "uidshort",
+    [HOSTILE_NACK] = "nack",         [HOSTILE_ERRORS] = "errors",       [HOSTILE_FLOOD] = "flood",
+    [HOSTILE_EXTENDED] = "extended", [HOSTILE_NAD] = "nad",             [HOSTILE_ATS0] = "ats0",
+};
+
+#define EXTENDED_DATA 2000
 
 enum tag_type {
     TAG_CLASSIC,
@@ -158,6 +190,9 @@ struct emu {
     uint64_t generations;
     bool gone_pending;    /* a `remove` the host has not noticed yet */
     bool quit;
+    enum hostile hostile;
+    uint32_t noise;       /* the state of the noise generator */
+    bool tx_blocked;      /* the pty is full (the host is not reading): wait for POLLOUT */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -275,10 +310,49 @@ static void tx_queue(struct emu *e, const uint8_t *bytes, size_t len, int64_t no
 static void tx_drop(struct emu *e)
 {
     e->tx_len = 0;
+    e->tx_blocked = false;
 }
 
 static const uint8_t ack_frame[] = {0x00, 0x00, 0xFF, 0x00, 0xFF, 0x00};
 static const uint8_t error_frame[] = {0x00, 0x00, 0xFF, 0x01, 0xFF, 0x7F, 0x81, 0x00};
+static const uint8_t nack_frame[] = {0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00};
+
+/* Noise: a fixed pseudo-random sequence (xorshift), the same from one run to the next. */
+static void noise_queue(struct emu *e, size_t len, int64_t not_before)
+{
+    uint8_t b[256];
+    while (len > 0) {
+        size_t n = len < sizeof(b) ? len : sizeof(b);
+        for (size_t i = 0; i < n; i++) {
+            e->noise ^= e->noise << 13;
+            e->noise ^= e->noise >> 17;
+            e->noise ^= e->noise << 5;
+            b[i] = (uint8_t)e->noise;
+        }
+        tx_queue(e, b, n, not_before);
+        len -= n;
+    }
+}
+
+/* The huge extended frame of HOSTILE_EXTENDED: a correct header and checksums, EXTENDED_DATA bytes. */
+static void send_extended(struct emu *e, uint8_t cmd, int64_t not_before)
+{
+    size_t body = EXTENDED_DATA + 2;
+    if (e->tx_len > sizeof(e->tx) - (EXTENDED_DATA + 16))
+        return;                 /* the last one is still going out: the host gave up on it anyway */
+    uint8_t h[] = {0x00, 0x00, 0xFF, 0xFF, 0xFF, (uint8_t)(body >> 8), (uint8_t)body,
+                   (uint8_t)(0x100 - (((body >> 8) + body) & 0xFF)), TFI_CHIP, (uint8_t)(cmd + 1)};
+    tx_queue(e, h, sizeof(h), not_before);
+    uint8_t data[EXTENDED_DATA];
+    uint8_t sum = (uint8_t)(TFI_CHIP + cmd + 1);
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (uint8_t)i;
+        sum = (uint8_t)(sum + data[i]);
+    }
+    tx_queue(e, data, sizeof(data), not_before);
+    uint8_t tail[] = {(uint8_t)(0x100 - sum), 0x00};
+    tx_queue(e, tail, sizeof(tail), not_before);
+}
 
 /* Information frame D5 CMD+1 payload; extended framing when it does not fit a normal frame. */
 static void send_reply(struct emu *e, uint8_t cmd, const uint8_t *payload, size_t len, int64_t not_before)
@@ -287,6 +361,18 @@ static void send_reply(struct emu *e, uint8_t cmd, const uint8_t *payload, size_
     uint8_t f[MAX_FRAME_DATA + 10];
     size_t n = 0;
     size_t body = len + 2;
+    if (e->hostile == HOSTILE_EXTENDED) {
+        send_extended(e, cmd, not_before);
+        return;
+    }
+    uint8_t status_nad[MAX_FRAME_DATA];
+    if (e->hostile == HOSTILE_NAD && len > 0 &&
+        (cmd == CMD_POWER_DOWN || cmd == CMD_IN_DATA_EXCHANGE || cmd == CMD_IN_COMMUNICATE_THRU ||
+         cmd == CMD_IN_SELECT)) {
+        memcpy(status_nad, payload, len);
+        status_nad[0] |= 0x80;  /* "NAD present": libnfc 1.8's pn53x_transceive() calls abort() */
+        payload = status_nad;
+    }
     if (body > MAX_FRAME_DATA) {
         warnx_("reply too long (%zu bytes), dropped", len);
         return;
@@ -313,6 +399,35 @@ static void send_reply(struct emu *e, uint8_t cmd, const uint8_t *payload, size_
     }
     f[n++] = (uint8_t)(0x100 - sum);
     f[n++] = 0x00;
+    size_t hdr = body <= 0xFF ? 5 : 8;
+    switch (e->hostile) {
+    case HOSTILE_BADSUM:
+        f[n - 2] ^= 0x5A;
+        break;
+    case HOSTILE_BADLEN:
+        f[hdr - 1] ^= 0x01;
+        break;
+    case HOSTILE_WRONGCODE:
+        /* another command's code, the checksum made right for it: only the code is wrong */
+        f[n - 2] = (uint8_t)(f[n - 2] - 2);
+        f[hdr + 1] = (uint8_t)(f[hdr + 1] + 2);
+        break;
+    case HOSTILE_TRUNCATED:
+        n /= 2;
+        break;
+    case HOSTILE_NONE:
+    case HOSTILE_GARBAGE:
+    case HOSTILE_UID0:
+    case HOSTILE_UIDLONG:
+    case HOSTILE_UIDSHORT:
+    case HOSTILE_NACK:
+    case HOSTILE_ERRORS:
+    case HOSTILE_FLOOD:
+    case HOSTILE_EXTENDED:
+    case HOSTILE_NAD:
+    case HOSTILE_ATS0:
+        break;
+    }
     memcpy(c->last_frame, f, n);
     c->last_frame_len = n;
     tx_queue(e, f, n, not_before);
@@ -341,8 +456,10 @@ static void tx_flush(struct emu *e, int64_t now)
     } else {
         w = write(e->master, e->tx, due);
         if (w < 0) {
+            if (errno == EAGAIN)
+                e->tx_blocked = true; /* the host is not reading: the UART waits until it does */
             if (errno == EAGAIN || errno == EINTR)
-                return; /* the host is not reading: the UART waits, as with flow control */
+                return;
             if (errno == EIO) {
                 e->slave_closed = true;
                 w = (ssize_t)due;
@@ -440,10 +557,41 @@ static size_t list_found(struct emu *e, uint8_t *out)
     out[n++] = t->atqa[0];
     out[n++] = t->atqa[1];
     out[n++] = t->sak;
-    out[n++] = (uint8_t)t->uid_len;
-    memcpy(out + n, t->uid, t->uid_len);
-    n += t->uid_len;
-    if ((t->sak & 0x20) && (c->params & PARAM_AUTO_RATS)) {
+    switch (e->hostile) {
+    case HOSTILE_UID0:
+        out[n++] = 0;           /* a card with no UID */
+        break;
+    case HOSTILE_UIDLONG:
+        out[n++] = 16;          /* more than the 10 bytes ISO 14443 allows */
+        memcpy(out + n, t->uid, t->uid_len);
+        memset(out + n + t->uid_len, 0xEE, 16 - t->uid_len);
+        n += 16;
+        break;
+    case HOSTILE_UIDSHORT:
+        out[n++] = (uint8_t)(t->uid_len + 3);   /* says 3 bytes more than the frame holds */
+        memcpy(out + n, t->uid, t->uid_len);
+        n += t->uid_len;
+        break;
+    case HOSTILE_NONE:
+    case HOSTILE_GARBAGE:
+    case HOSTILE_BADSUM:
+    case HOSTILE_BADLEN:
+    case HOSTILE_WRONGCODE:
+    case HOSTILE_TRUNCATED:
+    case HOSTILE_NACK:
+    case HOSTILE_ERRORS:
+    case HOSTILE_FLOOD:
+    case HOSTILE_EXTENDED:
+    case HOSTILE_NAD:
+    case HOSTILE_ATS0:
+        out[n++] = (uint8_t)t->uid_len;
+        memcpy(out + n, t->uid, t->uid_len);
+        n += t->uid_len;
+        break;
+    }
+    if (e->hostile == HOSTILE_ATS0) {
+        out[n++] = 0x00;        /* an ATS whose length byte counts less than itself */
+    } else if ((t->sak & 0x20) && (c->params & PARAM_AUTO_RATS)) {
         /* ATS, its first byte (TL) counting itself: FSCI 5, TA TB TC present, historical byte 0x80 */
         static const uint8_t ats[] = {0x06, 0x75, 0x77, 0x81, 0x02, 0x80};
         memcpy(out + n, ats, sizeof(ats));
@@ -568,6 +716,32 @@ static void chip_command(struct emu *e, uint8_t cmd, const uint8_t *d, size_t le
 
     /* A new command ends whatever the chip was still doing. */
     c->pending = PENDING_NONE;
+    switch (e->hostile) {
+    case HOSTILE_GARBAGE:
+        noise_queue(e, 24, t0);
+        return;
+    case HOSTILE_NACK:
+        tx_queue(e, nack_frame, sizeof(nack_frame), t0);
+        return;
+    case HOSTILE_FLOOD:
+        return;                 /* the flood goes on (run()); nothing else is said */
+    case HOSTILE_ERRORS:
+        tx_queue(e, ack_frame, sizeof(ack_frame), t0);
+        tx_queue(e, error_frame, sizeof(error_frame), t0);
+        return;
+    case HOSTILE_NONE:
+    case HOSTILE_BADSUM:
+    case HOSTILE_BADLEN:
+    case HOSTILE_WRONGCODE:
+    case HOSTILE_TRUNCATED:
+    case HOSTILE_UID0:
+    case HOSTILE_UIDLONG:
+    case HOSTILE_UIDSHORT:
+    case HOSTILE_EXTENDED:
+    case HOSTILE_NAD:
+    case HOSTILE_ATS0:
+        break;
+    }
     tx_queue(e, ack_frame, sizeof(ack_frame), t0);
 
     switch (cmd) {
@@ -1083,6 +1257,21 @@ static void control_line(struct emu *e, char *line)
         char hex[21];
         uid_hex(t.uid, t.uid_len, hex);
         event(e, "tag %s", hex);
+    } else if (strcmp(cmd, "hostile") == 0) {
+        if (!arg1 || arg2) {
+            warnx_("control: hostile needs one mode");
+            return;
+        }
+        size_t m = 1;
+        while (m < sizeof(hostile_names) / sizeof(hostile_names[0]) && strcmp(arg1, hostile_names[m]) != 0)
+            m++;
+        if (m == sizeof(hostile_names) / sizeof(hostile_names[0])) {
+            warnx_("control: unknown hostile mode '%s'", arg1);
+            return;
+        }
+        e->hostile = (enum hostile)m;
+        e->noise = 0x2545F491u;
+        event(e, "hostile %s", arg1);
     } else if (arg1) {
         warnx_("control: '%s' takes no argument", cmd);
         return;
@@ -1119,6 +1308,10 @@ static void control_line(struct emu *e, char *line)
     } else if (strcmp(cmd, "reset") == 0) {
         chip_reset(e);
         event(e, "reset");
+    } else if (strcmp(cmd, "normal") == 0) {
+        e->hostile = HOSTILE_NONE;
+        tx_drop(e);             /* the rest of a flood or of a huge frame is not sent */
+        event(e, "normal");
     } else if (strcmp(cmd, "quit") == 0) {
         e->quit = true;
     } else {
@@ -1180,7 +1373,7 @@ static void usage(FILE *f)
     fputs("usage: pn532_emu --link PATH --control PATH [--events PATH] [--baud N]\n"
           "  --link PATH     symlink to the emulated reader's pty (connstring pn532_uart:PATH)\n"
           "  --control PATH  FIFO of commands: tag UID [classic|ultralight|desfire], remove, mute,\n"
-          "                  unmute, vanish, return, reset, quit\n"
+          "                  unmute, vanish, return, reset, hostile MODE, normal, quit\n"
           "  --events PATH   where events go, one line each (default: standard output)\n"
           "  --baud N        pace the bytes sent like a serial line at N baud, 8N1 (default 115200;\n"
           "                  0 = unpaced)\n",
@@ -1209,10 +1402,13 @@ static void run(struct emu *e)
     while (!e->quit && !stop_signal) {
         int64_t now = now_ns();
         chip_service(e, now);
-        tx_flush(e, now);
+        if (e->hostile == HOSTILE_FLOOD && e->tx_len < 512 && e->master >= 0 && !e->slave_closed)
+            noise_queue(e, 1024, now);  /* without end, at the line rate */
+        if (!e->tx_blocked)
+            tx_flush(e, now);
 
         int64_t deadline = -1;
-        if (e->tx_len > 0)
+        if (e->tx_len > 0 && !e->tx_blocked)
             deadline = e->tx_next_ns;
         if (e->chip->pending == PENDING_TIMED)
             deadline = min_deadline(deadline, e->chip->pending_due_ns);
@@ -1225,7 +1421,8 @@ static void run(struct emu *e)
             if (e->slave_closed && now < e->hup_retry_ns) {
                 deadline = min_deadline(deadline, e->hup_retry_ns);
             } else {
-                pfd[nfds++] = (struct pollfd){.fd = e->master, .events = POLLIN};
+                pfd[nfds++] = (struct pollfd){.fd = e->master,
+                                              .events = (short)(POLLIN | (e->tx_blocked ? POLLOUT : 0))};
                 poll_master = true;
             }
         }
@@ -1250,6 +1447,8 @@ static void run(struct emu *e)
             control_read(e);
         if (poll_master && e->master >= 0 && nfds > 1) {
             short rev = pfd[1].revents;
+            if (rev & POLLOUT)
+                e->tx_blocked = false;
             if (rev & POLLIN)
                 pty_read(e, now);
             if ((rev & POLLHUP) && !(rev & POLLIN)) {
