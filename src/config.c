@@ -1065,7 +1065,8 @@ void config_defaults(struct config *cfg)
     cfg->log_retention_days = 90;
 }
 
-int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+/* given: a stream to read instead of opening path (config_load_stream); path then only names it. */
+static int load(const char *path, FILE *given, struct config *cfg, char *err, size_t errlen)
 {
     config_defaults(cfg);
     if (err && errlen)
@@ -1089,7 +1090,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     }
     snprintf(cfg->path, sizeof cfg->path, "%s", path);
 
-    ctx->file = fopen(path, "re");
+    ctx->file = given ? given : fopen(path, "re");
     struct stat st;
     if (ctx->file && fstat(fileno(ctx->file), &st) == 0 && S_ISDIR(st.st_mode)) {
         fclose(ctx->file);
@@ -1099,6 +1100,13 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     if (!ctx->file) {
         r = -errno;
         fail_at(ctx, 0, NULL, NULL, "cannot open: %s", strerror(errno));
+        goto out;
+    }
+    /* Whoever can write the file chooses the database path, the broker and the doors' GPIO lines. */
+    if (fstat(fileno(ctx->file), &st) == 0 && (st.st_mode & S_IWOTH)) {
+        fail_at(ctx, 0, NULL, NULL, "writable by others (mode %04o): refusing it (chmod o-w it)",
+                (unsigned)(st.st_mode & 07777));
+        r = -EPERM;
         goto out;
     }
 
@@ -1123,10 +1131,20 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     r = ctx->failed ? -EINVAL : 0;
 
 out:
-    if (ctx->file)
+    if (ctx->file && ctx->file != given)
         fclose(ctx->file);
     free(ctx);
     return r;
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+    return load(path, NULL, cfg, err, errlen);
+}
+
+int config_load_stream(FILE *f, const char *name, struct config *cfg, char *err, size_t errlen)
+{
+    return load(name, f, cfg, err, errlen);
 }
 
 const struct door_config *config_find_door(const struct config *cfg, const char *name)

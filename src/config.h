@@ -3,6 +3,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "policy.h"
 
@@ -103,6 +104,9 @@ void config_defaults(struct config *cfg);
  * written into err: -errno when the file cannot be opened or read, -EINVAL for anything in it.
  * Changes no process state (the timezone is checked against the zone files, not applied). */
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+/* The same parse from an open stream (fuzz/fuzz_config.c reads its input through fmemopen), named `name` in
+ * messages; the file checks of config_load (a directory, permissions) apply to files only. f stays open. */
+int config_load_stream(FILE *f, const char *name, struct config *cfg, char *err, size_t errlen);
 const struct door_config *config_find_door(const struct config *cfg, const char *name);
 bool config_has_exit_reader(const struct config *cfg);
 const struct reader_config *config_find_reader(const struct config *cfg, const char *name);

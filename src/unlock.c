@@ -23,6 +23,11 @@ static int fail(int r, char *why, size_t why_len, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(why, why_len, fmt, ap);
         va_end(ap);
+        /* The reason may quote what was sent (an unknown key, jansson's "near '...'") and goes to the log:
+         * printable ASCII only, so a key holding a line break cannot forge a log line of its own. */
+        for (char *p = why; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                *p = '?';
     }
     return r;
 }

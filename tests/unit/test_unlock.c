@@ -109,6 +109,12 @@ static void test_unknown_fields(void **state)
            "unknown field 'door'");
     expect("{\"at\":\"2026-11-23T08:05:00Z\",\"by\":\"m\",\"duration_s\":600}", false, NOW, -EINVAL,
            "unknown field 'duration_s'");
+    /* The reason goes to the log: a key quoted in it cannot bring a line break (a forged log line) or
+     * anything else outside printable ASCII (found by fuzz/fuzz_unlock.c). */
+    expect("{\"at\":\"2026-11-23T08:05:00Z\",\"by\":\"m\",\"x\\ntelecentred: notice: ok\":1}", false, NOW, -EINVAL,
+           "unknown field 'x?telecentred: notice: ok'");
+    expect("{\"at\":\"2026-11-23T08:05:00Z\",\"by\":\"m\",\"caf\u00e9\":1}", false, NOW, -EINVAL,
+           "unknown field 'caf?" "?'");   /* split: "??'" is a trigraph */
 }
 
 static void test_oversized(void **state)
