@@ -70,7 +70,10 @@ static void write_meanwhile(int remaining, int total, void *userdata)
 
 int main(int argc, char **argv)
 {
-    const char *db = "/tmp/bench_retention.db";
+    /* Default: a private directory of our own (the store refuses a database in a world-writable
+     * directory such as /tmp itself). */
+    char tmpdir[] = "/tmp/bench_retention.XXXXXX", defdb[64];
+    const char *db = NULL;
     int per_day = 500, days = 365, batch = STORE_PURGE_BATCH;
     static const struct option opts[] = {
         {"db", required_argument, NULL, 'd'},           {"taps-per-day", required_argument, NULL, 't'},
@@ -88,6 +91,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: bench_retention [--db PATH] [--taps-per-day N] [--days N] [--batch N]\n");
             return 2;
         }
+    }
+    if (!db) {
+        if (!mkdtemp(tmpdir)) {
+            perror("bench_retention: mkdtemp");
+            return 1;
+        }
+        snprintf(defdb, sizeof defdb, "%s/bench.db", tmpdir);
+        db = defdb;
     }
     char side[4096];
     unlink(db);
@@ -173,5 +184,13 @@ int main(int argc, char **argv)
     free(step_ns);
     store_close(st);
     unlink(copy);
+    if (db == defdb) {
+        unlink(db);
+        snprintf(side, sizeof side, "%s-wal", db);
+        unlink(side);
+        snprintf(side, sizeof side, "%s-shm", db);
+        unlink(side);
+        rmdir(tmpdir);
+    }
     return 0;
 }

@@ -279,6 +279,23 @@ int access_remote_unlock(struct store *st, const struct access_request *req, con
     return r;
 }
 
+int access_record_late(struct store *st, struct access_record *rec, int64_t outbox_max, int64_t *event_seq)
+{
+    struct access_request req = {.outbox_max = outbox_max, .event_seq = event_seq};
+    if (event_seq)
+        *event_seq = 0;
+    int r = store_begin(st);
+    if (r < 0)
+        return r;
+    if ((r = store_access_log(st, rec)) < 0 || (r = add_event(st, &req, rec)) < 0 || (r = store_commit(st)) < 0) {
+        store_rollback(st);
+        if (event_seq)
+            *event_seq = 0;
+        return r;
+    }
+    return 0;
+}
+
 int access_sweep(struct store *st, const struct policy_config *pc, int64_t now)
 {
     return store_release_no_shows(st, now - (int64_t)pc->no_show_minutes * 60, 0);

@@ -45,5 +45,13 @@ int access_decide(struct store *st, const struct policy_config *pc, const struct
 int access_remote_unlock(struct store *st, const struct access_request *req, const char *by,
                          struct access_record *rec);
 
+/* A decision already acted on whose recording failed (the disk was full), written later: its access-log
+ * row (rec as the failed access_decide or access_remote_unlock left it, rec->at the time of the
+ * decision; rec->seq is set) and, with outbox_max > 0, its event, in one transaction. Only the row and
+ * the event: the decision's other effects (check-in, walk-in booking, presence) are not replayed, so the
+ * caller clears rec->booking_id of a walk-in, whose booking was never kept. 0 or a negative errno
+ * (nothing kept). */
+int access_record_late(struct store *st, struct access_record *rec, int64_t outbox_max, int64_t *event_seq);
+
 /* Periodic housekeeping: releases no-show bookings. Returns the number released or -errno. */
 int access_sweep(struct store *st, const struct policy_config *pc, int64_t now);

@@ -90,6 +90,7 @@ struct link {
     struct reader_entry readers[CONFIG_MAX_READERS];
     size_t n_readers;
     char db_error[300];         /* "" = ok */
+    int64_t db_backlog;         /* decisions waiting in the daemon's memory to be written (disk full) */
     int64_t dropped_seen;       /* outbox dropped counter at the last health */
     unsigned ticks;
 
@@ -534,12 +535,13 @@ static void publish_health(struct link *lk)
     json_t *readers = json_object();
     for (size_t i = 0; readers && i < lk->n_readers; i++)
         json_object_set_new(readers, lk->readers[i].name, json_string(lk->readers[i].online ? "online" : "offline"));
-    json_t *o = json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:o, s:I}, s:s}", "at",
+    json_t *o = json_pack("{s:s, s:s, s:I, s:o, s:{s:I, s:o, s:I}, s:s, s:I}", "at",
                           tz_format_iso_utc(now_wall(lk), at), "version", TELECENTRED_VERSION, "uptime_s",
                           (json_int_t)((clock_mono_ms() - lk->started_mono) / 1000), "readers", readers, "outbox",
                           "depth", (json_int_t)os.depth, "oldest",
                           os.oldest_seq ? json_string(tz_format_iso_utc(os.oldest_at, oldest)) : json_null(),
-                          "dropped", (json_int_t)os.dropped, "database", database);
+                          "dropped", (json_int_t)os.dropped, "database", database, "unrecorded",
+                          (json_int_t)lk->db_backlog);
     char *s = dump(o, JSON_PRESERVE_ORDER);
     json_decref(o);
     if (s) {
@@ -587,7 +589,19 @@ static void handle_sync(struct link *lk, enum sync_scope scope, const struct mqt
 {
     const char *what = scope == SYNC_NETWORK ? "network sync" : "sync";
     struct sync_result res = {.outcome = SYNC_REJECTED};
-    if (msg->len > SYNC_MAX_BYTES) {
+    if (msg->retain) {
+        /* A retained batch is redelivered at every (re)connect, however old: on a new or restored
+         * board, whose version counter is behind, it would bring back members and badges the network
+         * has since removed or revoked. Batches are taken only live; the ack tells the portal to clear
+         * the retained message. */
+        json_t *j = msg->len <= SYNC_MAX_BYTES ? json_loadb(msg->payload, msg->len, 0, NULL) : NULL;
+        json_t *v = json_object_get(j, "version");
+        res.version = json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+        json_decref(j);
+        snprintf(res.error, sizeof res.error,
+                 "retained message: sync batches are applied only when published live (clear the retained "
+                 "message)");
+    } else if (msg->len > SYNC_MAX_BYTES) {
         snprintf(res.error, sizeof res.error, "payload of %zu bytes is over the limit of %u bytes", msg->len,
                  SYNC_MAX_BYTES);
     } else {
@@ -804,7 +818,7 @@ static void check_timer_fired(struct loop_timer *t, void *userdata)
             publish_health(lk);
         pump(lk);
     }
-    loop_timer_arm_in(t, LINK_CHECK_INTERVAL_MS);
+    loop_timer_arm_in(t, clock_timer_ms(LINK_CHECK_INTERVAL_MS));     /* simulated time under the test clock */
 }
 
 /* ---- public ---- */
@@ -894,7 +908,7 @@ int link_start(struct link *lk)
     if (r < 0)
         return r;
     lk->fd_watched = true;
-    if ((r = loop_timer_arm_in(lk->timer, LINK_CHECK_INTERVAL_MS)) < 0)
+    if ((r = loop_timer_arm_in(lk->timer, clock_timer_ms(LINK_CHECK_INTERVAL_MS))) < 0)
         return r;
     lk->started_mono = clock_mono_ms();
     if ((r = mqtt_start(lk->mqtt)) < 0)
@@ -973,6 +987,14 @@ void link_database_status(struct link *lk, const char *error)
     if (strcmp(now, lk->db_error) == 0)
         return;
     snprintf(lk->db_error, sizeof lk->db_error, "%s", now);
+    publish_health(lk);
+}
+
+void link_database_backlog(struct link *lk, int64_t waiting)
+{
+    if (!lk || waiting == lk->db_backlog)
+        return;
+    lk->db_backlog = waiting;
     publish_health(lk);
 }
 

@@ -65,6 +65,9 @@ int link_alarm(struct link *lk, const char *alarm, bool active, const char *door
 /* The database as the daemon last found it: NULL when a write worked, else what went wrong (health's
  * "database": "error: ..."). */
 void link_database_status(struct link *lk, const char *error);
+/* How many decisions the daemon holds in memory because the database could not record them (a full
+ * disk): health's "unrecorded". Health is published again when it changes. */
+void link_database_backlog(struct link *lk, int64_t waiting);
 
 /* Clean stop: "offline" (retained), waited for at most LINK_STOP_TIMEOUT_MS, then disconnect;
  * acknowledgements that arrived meanwhile are applied to the outbox. */

@@ -380,6 +380,7 @@ static const char *const stmt_sql[S_COUNT] = {
 struct store {
     sqlite3 *db;
     bool readonly;
+    bool exclusive;             /* opened by STORE_EXCLUSIVE_IF_FULL's fallback */
     char *migration_backup;     /* the copy store_open made before migrating, or NULL */
     int migrated_from;
     sqlite3_stmt *stmt[S_COUNT];
@@ -719,6 +720,8 @@ static int bad_value(struct store *st, const char *column, const unsigned char *
 
 /* ---- backup ---- */
 
+static int check_dir_private(const char *path, char *msg, size_t size);
+
 /* A failure on another connection than st->db (a backup's source or destination). */
 static int conn_fail(struct store *st, sqlite3 *db, int rc, const char *what)
 {
@@ -868,6 +871,23 @@ static int backup_copy(struct store *st, sqlite3 *src, const char *path, const s
         goto out;
     }
     made_tmp = true;
+    /* A leftover .tmp is reused only if it is ours alone: not a file someone else made (and could read
+     * the copy from), not a hard link to another of our files (which the truncate below would wipe). */
+    if (fstat(fd, &sb) < 0) {
+        r = sys_fail(st, errno, "cannot stat", tmp);
+        goto out;
+    }
+    if (sb.st_uid != geteuid() || sb.st_nlink != 1) {
+        set_err(st, "%s %s: refusing to write the copy into it", tmp,
+                sb.st_uid != geteuid() ? "belongs to another user" : "has other hard links");
+        made_tmp = false;   /* not ours to remove */
+        r = -EPERM;
+        goto out;
+    }
+    if (fchmod(fd, 0600) < 0) {
+        r = sys_fail(st, errno, "cannot chmod", tmp);
+        goto out;
+    }
     /* A leftover from an interrupted backup: start from an empty file, without its hot journal. */
     if (ftruncate(fd, 0) < 0) {
         r = sys_fail(st, errno, "cannot truncate", tmp);
@@ -885,6 +905,14 @@ static int backup_copy(struct store *st, sqlite3 *src, const char *path, const s
         goto out;
     }
     sqlite3_extended_result_codes(dest, 1);
+    /* No journal file beside the copy: SQLite would create "<path>.tmp-journal" following a symbolic
+     * link planted there. The copy needs no rollback journal anyway: until the rename it is not a
+     * backup, and an interrupted one is started again from an empty file. */
+    rc = sqlite3_exec(dest, "PRAGMA journal_mode=MEMORY", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        r = conn_fail(st, dest, rc, "setting up the copy");
+        goto out;
+    }
 
     /* One read transaction over every step: the copy is this snapshot. Without it each step takes a
      * new snapshot and any commit by the daemon restarts the copy from page 1, so under a steady
@@ -965,6 +993,12 @@ int store_backup(struct store *st, const char *path, const struct store_backup_o
     if (!sqlite3_get_autocommit(st->db)) {
         set_err(st, "a backup cannot run inside a transaction");
         return -EINVAL;
+    }
+    char msg[PATH_MAX + 256];
+    int r = check_dir_private(path, msg, sizeof msg);
+    if (r < 0) {
+        set_err(st, "%s", msg);
+        return r;
     }
     const char *db_path = sqlite3_db_filename(st->db, "main");
     struct stat target, db;
@@ -1125,6 +1159,72 @@ static bool is_special_path(const char *path)
     return !strcmp(path, ":memory:") || !strncmp(path, "file:", 5);
 }
 
+/* The directory part of path ("." for a bare name). */
+static int parent_dir(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    int n;
+    if (!slash)
+        n = snprintf(dir, size, ".");
+    else if (slash == path)
+        n = snprintf(dir, size, "/");
+    else
+        n = snprintf(dir, size, "%.*s", (int)(slash - path), path);
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* Someone who may write the directory of the database (or of a copy of it) may plant a symbolic link
+ * at a name SQLite opens with O_CREAT and no O_NOFOLLOW ("-wal", "-journal", a backup's temporary
+ * file), and the daemon would write the site's data through it, or a file of theirs to read it from.
+ * So such a directory is refused, sticky bit or not. Group-writable is the operator's choice. A
+ * missing directory is left to the open, which says so. */
+static int check_dir_private(const char *path, char *msg, size_t size)
+{
+    char dir[PATH_MAX];
+    struct stat sb;
+    if (parent_dir(path, dir, sizeof dir) < 0 || stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode))
+        return 0;
+    if (sb.st_mode & S_IWOTH) {
+        snprintf(msg, size, "%s: its directory %s is writable by others (mode %04o): refusing to keep the "
+                            "site's data there (use a directory only its owner can write)",
+                 path, dir, (unsigned)(sb.st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* Defence in depth for the same threat in a private directory: the database and the files SQLite
+ * makes beside it are never reached through a symbolic link (SQLite would follow one at "-wal" or
+ * "-journal"). */
+static int check_no_symlinks(const char *path, char *msg, size_t size)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char name[PATH_MAX];
+        struct stat sb;
+        int n = snprintf(name, sizeof name, "%s%s", path, suffixes[i]);
+        if (n < 0 || (size_t)n >= sizeof name)
+            return -ENAMETOOLONG;
+        if (lstat(name, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+            snprintf(msg, size, "%s is a symbolic link: refusing to follow it (point [database] path at the "
+                                "real file)", name);
+            return -ELOOP;
+        }
+    }
+    return 0;
+}
+
+/* A new database is created here, 0600 whatever the umask: SQLite would make it 0644 minus the umask,
+ * and it gives "-wal", "-shm" and "-journal" the database file's own mode. */
+static void create_private(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;   /* it exists now, or cannot be made: sqlite3_open_v2 reports the latter */
+    (void)fchmod(fd, 0600);   /* mode 0600 even under a umask such as 0277 */
+    close(fd);
+}
+
 int store_open_ex(const char *path, unsigned flags, struct store **out, char *err, size_t err_size)
 {
     *out = NULL;
@@ -1141,6 +1241,20 @@ int store_open_ex(const char *path, unsigned flags, struct store **out, char *er
         if (err)
             snprintf(err, err_size, "%s: %s", path, strerror(e));
         return -e;
+    }
+
+    if (!is_special_path(path)) {
+        char msg[PATH_MAX + 256];
+        int r = check_dir_private(path, msg, sizeof msg);
+        if (r == 0)
+            r = check_no_symlinks(path, msg, sizeof msg);
+        if (r < 0) {
+            if (err)
+                snprintf(err, err_size, "%s", msg);
+            return r;
+        }
+        if (!readonly && (flags & STORE_CREATE))
+            create_private(path);
     }
 
     struct store *st = calloc(1, sizeof *st);
@@ -1161,8 +1275,26 @@ int store_open_ex(const char *path, unsigned flags, struct store **out, char *er
 
     /* WAL lets the CLI read while the daemon writes. synchronous=FULL because an access event or a
      * booking acknowledged at the door must survive the power cut that follows it. */
-    if (!readonly && (r = db_exec(st, "PRAGMA journal_mode=WAL", "enabling WAL")) < 0)
-        goto fail;
+    if (!readonly && (r = db_exec(st, "PRAGMA journal_mode=WAL", "enabling WAL")) < 0) {
+        /* A full disk has no room for the "-shm" index that WAL shares between processes (32 KiB).
+         * In exclusive locking mode SQLite keeps that index in this process's memory instead: the
+         * door can still be decided from the database. */
+        if (r != -ENOSPC || !(flags & STORE_EXCLUSIVE_IF_FULL))
+            goto fail;
+        sqlite3_close_v2(st->db);
+        st->db = NULL;
+        rc = sqlite3_open_v2(path, &st->db, oflags, NULL);
+        if (rc != SQLITE_OK) {
+            r = db_fail(st, rc, path);
+            goto fail;
+        }
+        sqlite3_extended_result_codes(st->db, 1);
+        sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+        if ((r = db_exec(st, "PRAGMA locking_mode=EXCLUSIVE", "exclusive locking")) < 0 ||
+            (r = db_exec(st, "PRAGMA journal_mode=WAL", "enabling WAL (exclusive)")) < 0)
+            goto fail;
+        st->exclusive = true;
+    }
     if ((r = db_exec(st, "PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL", "setting pragmas")) < 0)
         goto fail;
     if ((r = migrate(st)) < 0)
@@ -1178,6 +1310,11 @@ fail:
         snprintf(err, err_size, "%s", st->errmsg);
     store_close(st);
     return r;
+}
+
+bool store_exclusive(const struct store *st)
+{
+    return st->exclusive;
 }
 
 int store_open(const char *path, unsigned flags, struct store **out)

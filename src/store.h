@@ -21,6 +21,11 @@ struct store;
 enum store_open_flags {
     STORE_CREATE = 1 << 0,      /* create the file if missing (else -ENOENT) */
     STORE_READONLY = 1 << 1,
+    /* When the disk is too full for WAL's shared-memory file ("-shm"), open in exclusive locking mode
+     * rather than fail: the index lives in this process's memory, and no other process can use the
+     * database until this connection is closed (store_exclusive() tells). For the daemon, which must
+     * decide doors from the database whatever the disk. */
+    STORE_EXCLUSIVE_IF_FULL = 1 << 2,
 };
 int store_open(const char *path, unsigned flags, struct store **out);
 /* store_open() that also writes why it failed into err (may be NULL): the store, and so store_errmsg(),
@@ -30,6 +35,7 @@ int store_open(const char *path, unsigned flags, struct store **out);
  * fails the open fails with its errno, err says so, and nothing is migrated. */
 int store_open_ex(const char *path, unsigned flags, struct store **out, char *err, size_t err_size);
 struct store *store_close(struct store *st);   /* accepts NULL, returns NULL */
+bool store_exclusive(const struct store *st);   /* opened by the STORE_EXCLUSIVE_IF_FULL fallback */
 const char *store_errmsg(const struct store *st);
 int store_schema_version(struct store *st, int *version);
 

@@ -407,6 +407,12 @@ int sync_apply(struct store *st, enum sync_scope scope, const char *payload, siz
     json_error_t err;
     json_t *j = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &err);
     if (!j) {
+        /* jansson ends its text with the token it stopped at ("near '\"Alice Martin\"'"): a member's
+         * name or a badge UID from the batch would reach the log and the published ack. The line and
+         * column say where; "near end of file" carries nothing and stays. */
+        char *near = strstr(err.text, " near '");
+        if (near)
+            *near = '\0';
         reject(res, "malformed JSON: %s (line %d, column %d)", err.text, err.line, err.column);
         return 0;
     }

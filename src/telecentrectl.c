@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -368,7 +369,18 @@ static int ctl_load_config(struct ctl *ctl)
     if (r < 0)
         return fail("timezone: '%s' is not an installed IANA timezone", ctl->cfg.timezone);
     ctl->db_path = ctl->db_override ? ctl->db_override : ctl->cfg.db_path;
+    /* Test hook (TELECENTRED_TEST_HOOKS=1), the daemon's too: a compressed-time run books and checks at
+     * the simulated time the daemon decides at. */
+    r = clock_test_from_env();
+    if (r < 0)
+        return fail("TELECENTRED_TEST_CLOCK: '%s' is not START:SPEED[:ANCHOR_MS]",
+                    getenv("TELECENTRED_TEST_CLOCK"));
     ctl->now = clock_now(NULL);
+    if (r > 0) {
+        char at[TZ_BUFSZ];
+        fprintf(stderr, PROG ": note: test clock (TELECENTRED_TEST_CLOCK): simulated time %s\n",
+                tz_format_local(ctl->now, at));
+    }
     ctl->config_loaded = true;
     return 0;
 }
@@ -2141,11 +2153,25 @@ static int export_access_cb(const struct access_record *rec, void *userdata)
 /* Writes the document to a new file (mode 0600: it is personal data); on failure no file is left. */
 static int export_write(const char *what, const char *file, bool force, json_t *doc)
 {
-    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL), 0600);
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? 0 : O_EXCL), 0600);
     if (fd < 0) {
         if (errno == EEXIST)
             return fail("%s: %s already exists (--force replaces it)", what, file);
+        if (errno == ELOOP)
+            return fail("%s: %s is a symbolic link: refusing to follow it", what, file);
         return fail("%s: cannot create %s: %s", what, file, strerror(errno));
+    }
+    /* --force replaces only a file of ours alone, made private before anything is written: not one
+     * someone else made (and could read), not a hard link to another file (truncated with it). */
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() || sb.st_nlink != 1) {
+        close(fd);
+        return fail("%s: %s is not a file of this user alone: refusing to replace it", what, file);
+    }
+    if (fchmod(fd, 0600) < 0 || ftruncate(fd, 0) < 0) {
+        int e = errno;
+        close(fd);
+        return fail("%s: %s: %s", what, file, strerror(e));
     }
     FILE *f = fdopen(fd, "w");
     if (!f) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +39,11 @@
  * same instant; when it comes more than this late, the stall is worth a warning. */
 #define RELAY_LATE_WARNING_MS 20
 #define DOOR_OUTPUT_COUNT (DOOR_OUTPUT_BUZZER + 1)
+/* Decisions the database could not record (a full disk) wait in memory, at most this many (the oldest
+ * are dropped beyond, and counted), and are written in order once a write works again, tried at every
+ * tap and every STORAGE_RETRY_MS. */
+#define BACKLOG_MAX 10000
+#define STORAGE_RETRY_MS 5000u
 
 struct daemon;
 struct door_unit;
@@ -106,6 +112,13 @@ struct daemon {
     int64_t purge_before;
     struct store_purge_counts purged;
     bool fatal;                 /* a reload left nothing runnable: the loop quits, exit status 1 */
+    /* storage faults (docs/reliability.md, "A full disk"): decided but not yet recorded */
+    struct access_record *backlog;
+    size_t n_backlog, cap_backlog;
+    int64_t backlog_dropped;    /* since the fault began */
+    int db_fault;               /* 0, or the negative errno of the last failed write */
+    char db_fault_msg[300];     /* what health and the status say about it */
+    struct loop_timer *storage_timer;
 };
 
 /* ---- systemd status ---- */
@@ -138,8 +151,12 @@ static void format_status(struct daemon *dm, char *out, size_t size)
     struct outbox_stats os;
     if (dm->broker != BROKER_OFF && dm->store && store_outbox_stats(dm->store, &os) == 0)
         snprintf(outbox, sizeof outbox, ", outbox %lld", (long long)os.depth);
-    snprintf(out, size, "serving: %zu door%s, %zu reader%s%s, %s%s", dm->n_doors, dm->n_doors == 1 ? "" : "s",
-             dm->n_readers, dm->n_readers == 1 ? "" : "s", lost_text, broker, outbox);
+    char storage[96] = "";
+    if (dm->db_fault)
+        snprintf(storage, sizeof storage, ", DATABASE NOT WRITABLE: %s, %zu decision%s unrecorded",
+                 strerror(-dm->db_fault), dm->n_backlog, dm->n_backlog == 1 ? "" : "s");
+    snprintf(out, size, "serving: %zu door%s, %zu reader%s%s, %s%s%s", dm->n_doors, dm->n_doors == 1 ? "" : "s",
+             dm->n_readers, dm->n_readers == 1 ? "" : "s", lost_text, broker, outbox, storage);
 }
 
 /* STATUS= when the line changed (reader lost or back, broker up or down, the outbox at each sweep). */
@@ -378,7 +395,9 @@ static void gpio_readable(int fd, uint32_t events, void *userdata)
 
 /* ---- readers and access ---- */
 
-static void log_access(const struct access_record *rec)
+/* event: the seq of its MQTT event in the outbox (0: none, MQTT off). The line is written after the
+ * commit: a tap logged here is on disk (tests/integration/crash_kill.sh relies on it). */
+static void log_access(const struct access_record *rec, int64_t event)
 {
     char member[ID_MAX + 8] = "";
     char booking[40] = "";
@@ -389,9 +408,12 @@ static void log_access(const struct access_record *rec)
     char by[ID_MAX + 8] = "";
     if (rec->requested_by[0])
         snprintf(by, sizeof(by), " by=%s", rec->requested_by);
-    log_info("access seq=%lld door=%s reader=%s %s %s %s%s%s%s", (long long)rec->seq, rec->door, rec->reader,
+    char ev[32] = "";
+    if (event)
+        snprintf(ev, sizeof(ev), " event=%lld", (long long)event);
+    log_info("access seq=%lld door=%s reader=%s %s %s %s%s%s%s%s", (long long)rec->seq, rec->door, rec->reader,
              direction_name(rec->direction), access_result_name(rec->result),
-             access_reason_name(rec->reason), member, booking, by);
+             access_reason_name(rec->reason), member, booking, by, ev);
 }
 
 /* The door acts as soon as the decision is known, before the commit's fsync: durability follows. */
@@ -407,6 +429,127 @@ static void tap_decided(const struct decision *d, const struct access_record *re
     }
 }
 
+/* ---- storage faults: decisions kept in memory until the database can record them ---- */
+
+/* The fault as the status line, health and its log line say it. */
+static void storage_report(struct daemon *dm)
+{
+    status_update(dm);
+    link_database_status(dm->link, dm->db_fault ? dm->db_fault_msg : NULL);
+    link_database_backlog(dm->link, (int64_t)dm->n_backlog);
+}
+
+/* A write failed with err: the first failure of a fault says so loudly, once. */
+static void storage_fault(struct daemon *dm, int err)
+{
+    const char *why = store_errmsg(dm->store);
+    char detail[200] = "";
+    if (why && *why)
+        snprintf(detail, sizeof detail, " (%s)", why);
+    if (dm->db_fault != err)
+        log_err("database %s: %s%s: doors are still decided; decisions are kept in memory (up to %d) and "
+                "written once the database can be written again", dm->cfg.db_path, strerror(-err), detail,
+                BACKLOG_MAX);
+    dm->db_fault = err;
+    /* A long path is cut here (health, status): the log line above has it whole. */
+    snprintf(dm->db_fault_msg, sizeof dm->db_fault_msg, "%.120s: %s%.120s", dm->cfg.db_path, strerror(-err), detail);
+    int r = loop_timer_arm_in(dm->storage_timer, STORAGE_RETRY_MS);
+    if (r < 0)
+        log_err("cannot arm the storage timer: %s", strerror(-r));
+}
+
+static void backlog_add(struct daemon *dm, const struct access_record *rec)
+{
+    if (dm->n_backlog == BACKLOG_MAX) {
+        memmove(dm->backlog, dm->backlog + 1, (BACKLOG_MAX - 1) * sizeof dm->backlog[0]);
+        dm->n_backlog--;
+        if (dm->backlog_dropped++ == 0)
+            log_err("database %s: %d decisions wait to be recorded: the oldest are dropped from now on",
+                    dm->cfg.db_path, BACKLOG_MAX);
+    }
+    if (dm->n_backlog == dm->cap_backlog) {
+        size_t cap = dm->cap_backlog ? dm->cap_backlog * 2 : 64;
+        if (cap > BACKLOG_MAX)
+            cap = BACKLOG_MAX;
+        struct access_record *b = realloc(dm->backlog, cap * sizeof *b);
+        if (!b) {
+            dm->backlog_dropped++;
+            log_err("database %s: cannot keep a decision in memory: %s", dm->cfg.db_path, strerror(ENOMEM));
+            return;
+        }
+        dm->backlog = b;
+        dm->cap_backlog = cap;
+    }
+    dm->backlog[dm->n_backlog++] = *rec;
+}
+
+/* Writes what waits, oldest first, each as its access-log row and event; stops at the first failure.
+ * With nothing waiting but a fault standing (a full disk met at start, or by a write other than a
+ * decision's), a small write tells whether the database takes writes again. True when the fault is
+ * over. */
+static bool backlog_flush(struct daemon *dm)
+{
+    if (!dm->db_fault && !dm->n_backlog)
+        return true;
+    int64_t outbox_max = dm->link ? dm->cfg.mqtt.outbox_max : 0;
+    size_t done = 0;
+    int r = 0;
+    while (done < dm->n_backlog) {
+        int64_t event = 0;
+        r = access_record_late(dm->store, &dm->backlog[done], outbox_max, &event);
+        if (r < 0)
+            break;
+        log_access(&dm->backlog[done], event);
+        done++;
+    }
+    if (r == 0 && done == 0) {
+        char now[32];
+        snprintf(now, sizeof now, "%lld", (long long)clock_now(NULL));
+        r = store_meta_set(dm->store, "storage_checked_at", now);
+    }
+    if (done) {
+        memmove(dm->backlog, dm->backlog + done, (dm->n_backlog - done) * sizeof dm->backlog[0]);
+        dm->n_backlog -= done;
+    }
+    if (r < 0) {
+        storage_fault(dm, r);
+        storage_report(dm);
+        return false;
+    }
+    log_notice("database %s: writable again; %zu decision%s taken meanwhile written to the access log%s", dm->cfg.db_path,
+               done, done == 1 ? "" : "s", dm->backlog_dropped ? " (the oldest were dropped: see above)" : "");
+    if (store_exclusive(dm->store))
+        log_warn("database %s: opened in exclusive mode (the disk was full at start): telecentrectl cannot use "
+                 "it until telecentred is restarted", dm->cfg.db_path);
+    dm->db_fault = 0;
+    dm->backlog_dropped = 0;
+    loop_timer_arm(dm->storage_timer, 0);
+    storage_report(dm);
+    link_changed(dm->link);
+    return true;
+}
+
+static void storage_timer_fired(struct loop_timer *t, void *userdata)
+{
+    backlog_flush(userdata);
+}
+
+/* A decision acted on but not recorded (err from access_decide or access_remote_unlock). */
+static void decision_unrecorded(struct daemon *dm, const struct decision *d, struct access_record *rec, int err)
+{
+    if (d->create_walk_in)
+        rec->booking_id = 0;    /* the walk-in's booking was rolled back with the row */
+    storage_fault(dm, err);
+    backlog_add(dm, rec);
+    char member[ID_MAX + 8] = "";
+    if (rec->member_id[0])
+        snprintf(member, sizeof(member), " member=%s", rec->member_id);
+    log_err("access door=%s reader=%s %s %s %s%s: NOT RECORDED yet, kept in memory (%zu waiting): %s", rec->door,
+            rec->reader, direction_name(rec->direction), access_result_name(rec->result),
+            access_reason_name(rec->reason), member, dm->n_backlog, strerror(-err));
+    storage_report(dm);
+}
+
 static void reader_tapped(struct reader *r, const char *uid, void *userdata)
 {
     struct reader_unit *ru = userdata;
@@ -414,6 +557,7 @@ static void reader_tapped(struct reader *r, const char *uid, void *userdata)
     const struct reader_config *rc = reader_config(r);
     log_debug("reader %s: tap %s", rc->name, uid);
 
+    int64_t event_seq = 0;
     struct access_request req = {
         .uid = uid,
         .door = ru->door->cfg->name,
@@ -424,10 +568,13 @@ static void reader_tapped(struct reader *r, const char *uid, void *userdata)
         .on_decided = tap_decided,
         .userdata = ru,
         .outbox_max = dm->link ? dm->cfg.mqtt.outbox_max : 0,
+        .event_seq = &event_seq,
     };
     struct decision d;
     struct access_record rec;
     ru->decided = false;
+    /* What waits is written first, so that the access log keeps the order of the decisions. */
+    backlog_flush(dm);
     int err = access_decide(dm->store, &dm->cfg.policy, &req, true, &d, &rec);
     if (err < 0 && !ru->decided) {
         /* Fail secure: without the database there is no way to know who may enter. */
@@ -435,16 +582,15 @@ static void reader_tapped(struct reader *r, const char *uid, void *userdata)
         log_err("access door=%s reader=%s %s denied: database error: %s (%s)", req.door, req.reader,
                 direction_name(req.direction), strerror(-err), store_errmsg(dm->store));
     } else if (err < 0) {
-        /* Decided and acted on, but not recorded (disk full, I/O error): say so loudly. */
-        log_err("access door=%s reader=%s %s %s %s: NOT RECORDED: %s (%s)", req.door, req.reader,
-                direction_name(req.direction), access_result_name(d.result), access_reason_name(d.reason),
-                strerror(-err), store_errmsg(dm->store));
+        /* Decided and acted on, but not recorded (disk full, I/O error): kept for later, said loudly. */
+        decision_unrecorded(dm, &d, &rec, err);
     } else {
-        log_access(&rec);
+        log_access(&rec, event_seq);
     }
     door_timer_follow(dm);
     /* After the door acted: publishing waits for it, never the other way round. */
-    link_database_status(dm->link, err < 0 ? store_errmsg(dm->store) : NULL);
+    if (!dm->db_fault)
+        link_database_status(dm->link, err < 0 ? store_errmsg(dm->store) : NULL);
     link_changed(dm->link);
 }
 
@@ -536,6 +682,7 @@ static void remote_unlock(void *userdata, const char *door, const char *by)
     struct door_unit *u = find_door_unit(dm, door);
     if (!u)
         return;
+    int64_t event_seq = 0;
     struct access_request req = {
         .door = u->cfg->name,
         .reader = "",
@@ -544,16 +691,22 @@ static void remote_unlock(void *userdata, const char *door, const char *by)
         .on_decided = unlock_decided,
         .userdata = u,
         .outbox_max = dm->cfg.mqtt.outbox_max,
+        .event_seq = &event_seq,
     };
     struct access_record rec;
+    backlog_flush(dm);
     int err = access_remote_unlock(dm->store, &req, by, &rec);
-    if (err < 0)
-        log_err("access door=%s remote granted by=%s: NOT RECORDED: %s (%s)", u->cfg->name, by, strerror(-err),
-                store_errmsg(dm->store));
-    else
-        log_access(&rec);
     door_timer_follow(dm);
-    link_database_status(dm->link, err < 0 ? store_errmsg(dm->store) : NULL);
+    if (err == -EINVAL) {
+        log_err("access door=%s remote granted by=%s: refused: %s", u->cfg->name, by, strerror(-err));
+    } else if (err < 0) {
+        struct decision d = {.result = ACCESS_GRANTED, .reason = REASON_REMOTE};
+        decision_unrecorded(dm, &d, &rec, err);
+    } else {
+        log_access(&rec, event_seq);
+    }
+    if (!dm->db_fault)
+        link_database_status(dm->link, err < 0 ? store_errmsg(dm->store) : NULL);
 }
 
 static void link_log(void *userdata, int priority, const char *line)
@@ -633,7 +786,7 @@ static void sweep_timer_fired(struct loop_timer *t, void *userdata)
 {
     struct daemon *dm = userdata;
     sweep(dm);
-    int r = loop_timer_arm_in(t, SWEEP_INTERVAL_MS);
+    int r = loop_timer_arm_in(t, clock_timer_ms(SWEEP_INTERVAL_MS));
     if (r < 0)
         log_err("cannot arm the sweep timer: %s", strerror(-r));
 }
@@ -658,13 +811,13 @@ static void retention_timer_fired(struct loop_timer *t, void *userdata)
         log_err("retention: cannot arm its timer: %s", strerror(-r));
     }
     dm->purging = false;
-    uint64_t next = RETENTION_INTERVAL_MS;
+    uint64_t next = clock_timer_ms(RETENTION_INTERVAL_MS);     /* a simulated day under the test clock */
     if (r < 0) {
         log_err("retention: purging rows older than %d days failed: %s (%s); purged %lld access-log and "
                 "%lld presence rows before that; trying again in an hour",
                 days, strerror(-r), store_errmsg(dm->store), (long long)dm->purged.access_log,
                 (long long)dm->purged.presence);
-        next = RETENTION_RETRY_MS;
+        next = clock_timer_ms(RETENTION_RETRY_MS);
     } else {
         log_info("retention: purged %lld access-log row%s and %lld presence row%s older than %d day%s",
                  (long long)dm->purged.access_log, dm->purged.access_log == 1 ? "" : "s",
@@ -718,18 +871,27 @@ static int open_store(const struct config *cfg, struct store **out)
 {
     bool db_existed = access(cfg->db_path, F_OK) == 0;
     char why[512];
-    int r = store_open_ex(cfg->db_path, STORE_CREATE, out, why, sizeof(why));
+    int r = store_open_ex(cfg->db_path, STORE_CREATE | STORE_EXCLUSIVE_IF_FULL, out, why, sizeof(why));
     if (r < 0) {
         log_err("database %s: %s", cfg->db_path, why);
         return r;
     }
     if (!db_existed)
         log_notice("created a new database at %s", cfg->db_path);
+    struct stat sb;
+    if (stat(cfg->db_path, &sb) == 0 && (sb.st_mode & (S_IRWXG | S_IRWXO)))
+        log_warn("database %s is open to %s (mode %04o): it holds personal data; chmod 600 it and its -wal and "
+                 "-shm files", cfg->db_path, (sb.st_mode & S_IRWXO) ? "others" : "its group",
+                 (unsigned)(sb.st_mode & 07777));
     int old_version = 0;
     const char *copy = store_migration_backup(*out, &old_version);
     if (copy)
         log_notice("database %s: migrated from schema %d to %d; the old one is kept as %s", cfg->db_path,
                    old_version, STORE_SCHEMA_VERSION, copy);
+    if (store_exclusive(*out))
+        log_err("database %s: %s: no room for its shared-memory file: opened in exclusive mode (doors are "
+                "decided; telecentrectl cannot use the database until telecentred is restarted with space free)",
+                cfg->db_path, strerror(ENOSPC));
     return 0;
 }
 
@@ -1018,6 +1180,31 @@ static void test_stall_signal(int signo, void *userdata)
     notify_status("%s", dm->status);
 }
 
+/* Test hook, only with TELECENTRED_TEST_HOOKS=1: TELECENTRED_TEST_CLOCK="START:SPEED[:ANCHOR_MS]" runs
+ * the wall clock from START, SPEED times faster (src/clock.h), for compressed-time soak runs. Set before
+ * anything reads the clock; a malformed value stops the start rather than run on the real clock. */
+static int test_clock_start(void)
+{
+    const char *value = getenv("TELECENTRED_TEST_CLOCK");
+    int r = clock_test_from_env();
+    if (r < 0) {
+        log_err("TELECENTRED_TEST_CLOCK='%s': expected START:SPEED[:ANCHOR_MS] (START in seconds since the "
+                "epoch or YYYY-MM-DDTHH:MM:SSZ, SPEED 1-%d, ANCHOR_MS a CLOCK_MONOTONIC instant in ms)",
+                value, CLOCK_TEST_SPEED_MAX);
+        return r;
+    }
+    if (r == 0) {
+        if (value && *value)
+            log_warn("TELECENTRED_TEST_CLOCK ignored: test hooks are off (TELECENTRED_TEST_HOOKS=1)");
+        return 0;
+    }
+    const struct test_clock *tc = clock_test_installed();
+    char at[TZ_BUFSZ];
+    log_warn("test hook: the wall clock is simulated: %s now, running %lld times faster than real time "
+             "(TELECENTRED_TEST_CLOCK)", tz_format_iso_utc(clock_now(NULL), at), (long long)tc->speed);
+    return 0;
+}
+
 /* The loop, its signals and timers, which live as long as the process (a reload keeps them). */
 static int daemon_start_loop(struct daemon *dm)
 {
@@ -1042,8 +1229,9 @@ static int daemon_start_loop(struct daemon *dm)
     }
     if ((r = loop_timer_new(dm->loop, door_timer_fired, dm, &dm->door_timer)) < 0 ||
         (r = loop_timer_new(dm->loop, sweep_timer_fired, dm, &dm->sweep_timer)) < 0 ||
-        (r = loop_timer_arm_in(dm->sweep_timer, SWEEP_INTERVAL_MS)) < 0 ||
-        (r = loop_timer_new(dm->loop, retention_timer_fired, dm, &dm->retention_timer)) < 0) {
+        (r = loop_timer_arm_in(dm->sweep_timer, clock_timer_ms(SWEEP_INTERVAL_MS))) < 0 ||
+        (r = loop_timer_new(dm->loop, retention_timer_fired, dm, &dm->retention_timer)) < 0 ||
+        (r = loop_timer_new(dm->loop, storage_timer_fired, dm, &dm->storage_timer)) < 0) {
         log_err("cannot create timers: %s", strerror(-r));
         return r;
     }
@@ -1072,6 +1260,8 @@ static int daemon_start(struct daemon *dm)
     if ((r = open_store(&dm->cfg, &dm->store)) < 0 || (r = daemon_start_loop(dm)) < 0 ||
         (r = daemon_start_units(dm)) < 0)
         return r;
+    if (store_exclusive(dm->store))
+        storage_fault(dm, -ENOSPC);     /* the full disk met at open: probed until it takes writes */
     sweep(dm);
     retention_restart(dm);      /* the first purge runs from the loop, after READY */
     log_info("telecentred %s started: site %s, %zu door%s, %zu reader%s", TELECENTRED_VERSION, dm->cfg.site_id,
@@ -1083,6 +1273,12 @@ static int daemon_start(struct daemon *dm)
 /* Every way out: a clean stop, a start that failed half-way, a failed loop or reload. */
 static void daemon_stop(struct daemon *dm)
 {
+    if (dm->store && dm->n_backlog && !backlog_flush(dm))
+        log_err("database %s: %zu decision%s taken while it could not be written are lost (never recorded)",
+                dm->cfg.db_path, dm->n_backlog, dm->n_backlog == 1 ? "" : "s");
+    free(dm->backlog);
+    dm->backlog = NULL;
+    dm->n_backlog = dm->cap_backlog = 0;
     daemon_stop_units(dm);
     dm->loop = loop_free(dm->loop);     /* closes its timers */
     dm->store = store_close(dm->store);
@@ -1171,6 +1367,13 @@ int main(int argc, char **argv)
     /* A reader or client going away must be an error return, never a killed daemon. */
     signal(SIGPIPE, SIG_IGN);
     log_init("telecentred", verbose ? LOG_DEBUG : LOG_INFO);
+    /* Root is not refused (a bench or a demo may run it so), but nothing here needs it: a flaw in a
+     * parser of badge, broker or reader input would then own the board. */
+    if (geteuid() == 0)
+        log_warn("running as root: nothing here needs it; run it as its own user (the systemd unit's "
+                 "User=telecentred)");
+    if (test_clock_start() < 0)
+        return 1;
 
     struct daemon *dm = calloc(1, sizeof(*dm));
     if (!dm) {
