@@ -12,6 +12,10 @@ fi
 # The unit, install and .deb tests: systemd-analyze, systemd-sysusers, systemd-tmpfiles, strace, and
 # dpkg-shlibdeps for CPack's Depends.
 TC_TEST_PACKAGES="$TC_TEST_PACKAGES systemd strace dpkg-dev"
+# The valgrind stage of scripts/test (the integration tests under memcheck, tests/lib/valgrind-exec.sh).
+TC_TEST_PACKAGES="$TC_TEST_PACKAGES valgrind"
+# scripts/fuzz and the fuzz stage of scripts/test: clang and its runtime (libFuzzer, ASan, UBSan).
+TC_FUZZ_PACKAGES="clang libclang-rt-dev"
 # scripts/cross-build (arm64): Debian's cross toolchain, the :arm64 libraries (libnfc6 only: see there),
 # qemu-user to run the unit tests.
 TC_CROSS_PACKAGES="crossbuild-essential-arm64 qemu-user-static file dpkg-dev libsqlite3-dev:arm64

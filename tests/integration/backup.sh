@@ -94,7 +94,7 @@ wait "$feeder" || true
 other_pids=()
 # The feeder is stopped: let the daemon decide what is in the FIFO.
 last=-1
-deadline=$((SECONDS + 10))
+deadline=$((SECONDS + $(tc_scaled 10)))
 while (($(decisions) != last)); do
     last=$(decisions)
     ((SECONDS < deadline)) || fail "the daemon did not settle"

@@ -5,8 +5,13 @@
 #
 # Everything is started from here and cached in BUILD/gpiosim-vm-cache (BUILD = the directory of
 # $TELECENTRED): Debian bookworm's kernel packages, the out-of-tree gpio-sim.ko, the uncompressed kernel,
-# libgpiod 2 and its build. A second run rebuilds only the initramfs (cheap) and boots.
-# Exit 77 (ctest: skipped) on a host that is not x86_64 and in the sanitizer build.
+# libgpiod 2 and its build. A second run rebuilds only the initramfs (cheap) and boots. The downloads and
+# the kernel (not tied to a build) can come from another build's cache: TC_GPIOSIM_DOWNLOADS=DIR (scripts/test
+# points the sanitizer stage at the first stage's).
+# In the sanitizer build (TC_SANITIZE=ON) both variants are built with ASan+UBSan, the guest gets the
+# sanitizer runtimes (ldd lists them) and ASAN_OPTIONS/UBSAN_OPTIONS, and a report in the guest fails the
+# check no_sanitizer_report.
+# Exit 77 (ctest: skipped) on a host that is not x86_64.
 set -euo pipefail
 
 : "${TELECENTRED:?set TELECENTRED to the telecentred binary}"
@@ -18,8 +23,9 @@ fail() { echo "FAIL: gpiosim_vm: $*" >&2; exit 1; }
 
 arch=$(uname -m)
 [ "$arch" = x86_64 ] || skip "the VM boots Debian's amd64 kernel under qemu-system-x86_64; this host is $arch"
+sanitize=OFF
 case "${TC_SANITIZE:-OFF}" in
-    ON|on|1|TRUE|true|YES|yes) skip "sanitizer build: the VM test runs in the normal build only" ;;
+    ON|on|1|TRUE|true|YES|yes) sanitize=ON ;;
 esac
 for tool in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static cpio:cpio make:make apt-get:apt \
             dpkg-deb:dpkg flock:util-linux xz:xz-utils cc:gcc cmake:cmake; do
@@ -29,13 +35,14 @@ done
 rigs=$TC_SOURCE_DIR/tests/rigs/gpiosim-vm
 build=$(cd "$(dirname "$TELECENTRED")" && pwd)
 cache=${TC_GPIOSIM_CACHE:-$build/gpiosim-vm-cache}
+downloads=${TC_GPIOSIM_DOWNLOADS:-$cache}
 vm_timeout=${TC_GPIOSIM_VM_TIMEOUT:-240}
 mkdir -p "$cache"
 t_start=$SECONDS
 
 # ---- kernel and module (downloaded and built once) ----
-bash "$rigs/build-kernel.sh" "$cache" || fail "could not build the kernel and gpio-sim.ko"
-kdir=$cache/kernel
+bash "$rigs/build-kernel.sh" "$downloads" || fail "could not build the kernel and gpio-sim.ko"
+kdir=$downloads/kernel
 
 # ---- the guest's sampling helper: static, so it needs no library ----
 probe=$cache/gpiosim-probe
@@ -46,11 +53,20 @@ if [ ! -x "$probe" ] || [ "$rigs/probe.c" -nt "$probe" ]; then
 fi
 
 # ---- libgpiod 2.x: Debian trixie's packages unpacked here, and a second build against them ----
-gpiod2=$cache/libgpiod2
+gpiod2=$downloads/libgpiod2
 build2=$cache/build-gpiod2
 bash "$TC_SOURCE_DIR/tests/rigs/fetch-libgpiod2.sh" "$gpiod2" || fail "could not fetch libgpiod 2"
+build_type=RelWithDebInfo
+if [ "$sanitize" = ON ]; then
+    build_type=Debug    # as scripts/test's sanitizer stage
+    # The guest's options (build-initramfs.sh writes them into /etc/gpiosim-vm.env): the caller's, or
+    # scripts/test's.
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
 cmake -S "$TC_SOURCE_DIR" -B "$build2" -DTELECENTRED_GPIOD_ROOT="$gpiod2" -DTELECENTRED_WERROR=ON \
-    -DTELECENTRED_TESTS=OFF -DTELECENTRED_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$cache/build-gpiod2.log" 2>&1 ||
+    -DTELECENTRED_TESTS=OFF -DTELECENTRED_BENCH=OFF -DTELECENTRED_SANITIZE="$sanitize" \
+    -DCMAKE_BUILD_TYPE="$build_type" >"$cache/build-gpiod2.log" 2>&1 ||
     { cat "$cache/build-gpiod2.log" >&2; fail "configuring the libgpiod 2 build failed"; }
 cmake --build "$build2" --target telecentred telecentrectl -j"$(nproc 2>/dev/null || echo 2)" \
     >>"$cache/build-gpiod2.log" 2>&1 ||
@@ -61,7 +77,8 @@ echo "==> gpiosim_vm: ready after $((SECONDS - t_start)) s (kernel, module, libg
 libgpiod_of() { ldd "$1" 2>/dev/null | awk '$1 ~ /^libgpiod\.so/ { print $1, $3 }'; }
 
 # The checks every guest run must pass (tests/rigs/gpiosim-vm/init).
-checks=(start_safe pulse grant_feedback deny_feedback relock held_open forced exit_button stalled_loop sigterm_safe)
+checks=(start_safe pulse grant_feedback deny_feedback relock held_open forced exit_button stalled_loop sigterm_safe
+        no_sanitizer_report)
 
 failed=0
 # run_variant NAME TELECENTRED TELECENTRECTL WANT_SONAME
@@ -74,7 +91,8 @@ run_variant() {
         return
     fi
     local initrd=$cache/initramfs-$name.cpio results=$cache/results-$name.txt console=$cache/console-$name.txt
-    bash "$rigs/build-initramfs.sh" "$initrd" "$kdir" "$name (${lib% *})" "$daemon" "$ctl" "$probe" ||
+    TC_GUEST_SANITIZE=$sanitize bash "$rigs/build-initramfs.sh" "$initrd" "$kdir" "$name (${lib% *})" \
+        "$daemon" "$ctl" "$probe" ||
         { echo "FAIL: gpiosim_vm[$name]: building the initramfs failed" >&2; failed=1; return; }
     local t0=$SECONDS status=0
     bash "$rigs/run-vm.sh" "$kdir" "$initrd" "$results" "$console" "$vm_timeout" || status=$?
@@ -120,4 +138,4 @@ else
 fi
 
 ((failed == 0)) || fail "see above"
-echo "gpiosim_vm: all checks passed for libgpiod 1.6 and 2.x in $((SECONDS - t_start)) s"
+echo "gpiosim_vm: all checks passed for libgpiod 1.6 and 2.x in $((SECONDS - t_start)) s (sanitizers: $sanitize)"

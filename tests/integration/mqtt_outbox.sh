@@ -130,7 +130,7 @@ outbox_field() { outbox_json | python3 -c 'import json,sys; print(json.load(sys.
 # wait_outbox_depth N [TIMEOUT_S]: PUBACKs delete rows once per loop wake; poll with a bound.
 wait_outbox_depth() {
     local want=$1 timeout=${2:-30} depth
-    local deadline=$((SECONDS + timeout))
+    local deadline=$((SECONDS + $(tc_scaled "$timeout")))
     while :; do
         depth=$(outbox_field depth) || fail "telecentrectl --json outbox failed"
         [[ $depth == "$want" ]] && return 0

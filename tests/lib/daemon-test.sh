@@ -53,10 +53,18 @@ count() {
     echo "${n:-0}"
 }
 
+# TC_TIMEOUT_SCALE (a whole number, 1 by default): every bound below is multiplied by it. The valgrind
+# mode sets it (tests/CMakeLists.txt): the programs run 20-50x slower there, and a bound is only an upper
+# limit, so a larger one costs a passing run nothing. tc_scaled N prints N scaled, for a test's own bounds.
+tc_timeout_scale=${TC_TIMEOUT_SCALE:-1}
+tc_scaled() {
+    echo $(($1 * tc_timeout_scale))
+}
+
 # wait_for PATTERN [TIMEOUT_S [MIN_COUNT [FILE]]]: until PATTERN occurs MIN_COUNT times in the log (or
 # FILE); fails on the timeout or if the daemon exits meanwhile.
 wait_for() {
-    local pattern=$1 timeout=${2:-10} want=${3:-1} file=${4:-$log}
+    local pattern=$1 timeout=$((${2:-10} * tc_timeout_scale)) want=${3:-1} file=${4:-$log}
     local deadline=$((SECONDS + timeout))
     while (($(count "$pattern" "$file") < want)); do
         if ((SECONDS >= deadline)); then
@@ -79,5 +87,5 @@ expect_count() {
 # the test quickly.
 write_fifo() {
     # shellcheck disable=SC2016  # $1 and $2 are the inner shell's
-    timeout 5 bash -c 'printf "%s" "$1" > "$2"' _ "$2" "$1" || fail "cannot write to $1"
+    timeout "$(tc_scaled 5)" bash -c 'printf "%s" "$1" > "$2"' _ "$2" "$1" || fail "cannot write to $1"
 }

@@ -205,7 +205,7 @@ mqtt_count_topic() {
 # mqtt_wait_topic FILE TOPIC [TIMEOUT_S [COUNT]]: until COUNT messages arrived on exactly TOPIC.
 mqtt_wait_topic() {
     local file=$1 topic=$2 timeout=${3:-10} want=${4:-1}
-    local deadline=$((SECONDS + timeout))
+    local deadline=$((SECONDS + $(tc_scaled "$timeout")))
     while (($(mqtt_count_topic "$file" "$topic") < want)); do
         ((SECONDS < deadline)) ||
             fail "timed out after ${timeout}s waiting for $want message(s) on $topic in $(basename "$file") (got $(mqtt_count_topic "$file" "$topic"))"

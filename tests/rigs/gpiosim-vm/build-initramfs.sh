@@ -3,10 +3,12 @@
 # cpio: nothing to decompress under emulation).
 #
 # Holds busybox (static), KERNELDIR's configfs.ko and gpio-sim.ko (from build-kernel.sh), the guest's /init
-# (beside this script), /etc/gpiosim-vm.env (VARIANT=..., for the report), Europe/Paris from tzdata, the
+# (beside this script), /etc/gpiosim-vm.env (VARIANT=..., for the report; SANITIZE=ON|OFF from
+# TC_GUEST_SANITIZE, and ASAN_OPTIONS / UBSAN_OPTIONS when set here), Europe/Paris from tzdata, the
 # given BINARYs in /bin and every library ldd lists for them plus the dynamic loader, each at the path ldd
 # resolved: a library found through an RPATH (libgpiod 2 unpacked in the build tree) lands where the RPATH
-# points, so the guest needs no LD_LIBRARY_PATH.
+# points, so the guest needs no LD_LIBRARY_PATH. A sanitizer build's runtimes (libasan, libubsan and what
+# they need) are among the libraries ldd lists.
 set -euo pipefail
 
 die() { echo "gpiosim-vm build-initramfs: $*" >&2; exit 1; }
@@ -29,7 +31,12 @@ cp "$kdir/configfs.ko" "$kdir/gpio-sim.ko" "$root/lib/modules/"
 cp "$here/init" "$root/init"
 chmod 755 "$root/init"
 cp -L "$zone" "$root/usr/share/zoneinfo/Europe/Paris"
-printf "VARIANT='%s'\n" "$variant" >"$root/etc/gpiosim-vm.env"
+{
+    printf "VARIANT='%s'\n" "$variant"
+    printf "SANITIZE='%s'\n" "${TC_GUEST_SANITIZE:-OFF}"
+    [ -z "${ASAN_OPTIONS:-}" ] || printf "export ASAN_OPTIONS='%s'\n" "$ASAN_OPTIONS"
+    [ -z "${UBSAN_OPTIONS:-}" ] || printf "export UBSAN_OPTIONS='%s'\n" "$UBSAN_OPTIONS"
+} >"$root/etc/gpiosim-vm.env"
 
 for bin in "$@"; do
     [ -x "$bin" ] || die "$bin is not an executable"
