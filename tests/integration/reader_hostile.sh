@@ -107,6 +107,14 @@ granted_h() { count "access seq=[0-9]* door=entrance reader=h in granted"; }
 decided_h() { count "access seq=[0-9]* door=entrance reader=h "; }
 denied_made_up_h() { count "access seq=[0-9]* door=entrance reader=h in denied unknown_badge"; }
 relay_h() { count "gpio GPIO17=1"; }
+# The counts each case compares against after it: lost, back, decided, granted, relay.
+snapshot() {
+    lost=$(count "reader h: lost (")
+    back=$(count "reader h: back in service")
+    decided=$(decided_h)
+    granted=$(granted_h)
+    relay=$(relay_h)
+}
 
 # The daemon still decides: a tap on the sim reader is granted (its door's relay pulses).
 sim_probe() {
@@ -149,11 +157,7 @@ pass "a normal tap is granted (relay pulse)"
 # ---- frame-level breakage: the reader is unusable, lost once, nothing decided ----
 # mode  what the emulator does (docs/test-rigs.md)
 for mode in garbage badsum badlen wrongcode truncated nack errors extended flood; do
-    lost=$(count "reader h: lost (")
-    back=$(count "reader h: back in service")
-    decided=$(decided_h)
-    granted=$(granted_h)
-    relay=$(relay_h)
+    snapshot
     emu "hostile $mode"
     emu "tag 04112233"
     wait_for "reader h: lost (" 10 $((lost + 1))
@@ -192,12 +196,9 @@ done
 # uidlong, uidshort: libnfc 1.8 makes a 10 (resp. 7) byte UID of them, out of the frame's bytes (and stale
 # memory): at most a denial of a made-up UID, never a grant.
 for mode in uid0 uidlong uidshort; do
-    lost=$(count "reader h: lost (")
-    granted=$(granted_h)
-    relay=$(relay_h)
+    snapshot
     malformed=$(count "reader h: ignored a malformed badge UID")
     made_up=$(denied_made_up_h)
-    decided=$(decided_h)
     emu "hostile $mode"
     emu "tag 04112233"
     if [[ $mode == uid0 ]]; then
@@ -229,11 +230,7 @@ done
 # in service once a worker has lived 5 s.
 # ats0: every select of the card crashes the worker: no decision, lost, back after `normal`.
 wait_relay_off
-lost=$(count "reader h: lost (")
-back=$(count "reader h: back in service")
-decided=$(decided_h)
-granted=$(granted_h)
-relay=$(relay_h)
+snapshot
 emu "hostile ats0"
 emu "tag 04112233"
 wait_for "reader h: lost (" 10 $((lost + 1))
@@ -253,10 +250,7 @@ pass "ats0: the worker crashing in libnfc is restarted, lost once, no decision; 
 # nad with an Ultralight card (presence by InDataExchange): the select is sound (one grant), each presence
 # check crashes the worker. Held on the reader for 3 s across those restarts: still that one decision.
 wait_relay_off
-lost=$(count "reader h: lost (")
-back=$(count "reader h: back in service")
-decided=$(decided_h)
-relay=$(relay_h)
+snapshot
 emu "hostile nad"
 emu "tag 04A1B2C3D4E5F6 ultralight"
 wait_for "access seq=[0-9]* door=entrance reader=h in granted keyholder member=k-2" 5
