@@ -383,6 +383,27 @@ static int check_readable(const char *what, const char *path, char *err, size_t 
     return 0;
 }
 
+/* The client key speaks for the site on the broker: a key anyone on the board can read is refused. Its
+ * group may read it (Debian's convention: 0640 root:ssl-cert, the daemon's user in ssl-cert). */
+static int check_private(const char *what, const char *path, char *err, size_t errlen)
+{
+    int r = check_readable(what, path, err, errlen);
+    if (r < 0 || !path || !*path)
+        return r;
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "[mqtt] %s: cannot read %s: %s", what, path, strerror(errno));
+        return r;
+    }
+    if (st.st_mode & S_IROTH) {
+        snprintf(err, errlen, "[mqtt] %s: %s is readable by others (mode %04o): refusing to use it; chmod 600 it",
+                 what, path, (unsigned)(st.st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
 /* An encrypted client key would make OpenSSL ask for its pass phrase on the terminal: refuse instead. */
 static int no_pass_phrase(char *buf, int size, int rwflag, void *userdata)
 {
@@ -424,7 +445,7 @@ int mqtt_new(const struct mqtt_params *p, const struct mqtt_ops *ops, void *user
     int r;
     if ((r = check_readable("tls_ca", p->tls_ca, err, errlen)) < 0 ||
         (r = check_readable("tls_cert", p->tls_cert, err, errlen)) < 0 ||
-        (r = check_readable("tls_key", p->tls_key, err, errlen)) < 0)
+        (r = check_private("tls_key", p->tls_key, err, errlen)) < 0)
         return r;
     pthread_once(&lib_once, lib_init);
 

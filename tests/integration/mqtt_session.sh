@@ -315,3 +315,17 @@ grep -q "password_file: $work/mqtt-password is readable by its group" "$work/ref
     fail "no clear message for a group-readable password file: $(cat "$work/refused.log")"
 grep -q "gpio GPIO17=1" "$work/refused.log" && fail "the relay moved during a refused start"
 pass "a group-readable password file refused at start: $(grep -o 'password_file: .*' "$work/refused.log")"
+
+# ---- a client key anyone can read is refused at start (its group may read it: 0640 root:ssl-cert) ----
+chmod 600 "$work/mqtt-password"
+chmod 644 "$tls/client.key"
+set +e
+timeout 10 "$TELECENTRED" -c "$conf" 2>"$work/refused-key.log"
+status=$?
+set -e
+chmod 600 "$tls/client.key"
+((status != 0 && status != 124)) || fail "the daemon started with a world-readable TLS key (exit $status)"
+grep -q "tls_key: $tls/client.key is readable by others (mode 0644)" "$work/refused-key.log" ||
+    fail "no clear message for a world-readable TLS key: $(cat "$work/refused-key.log")"
+grep -q "gpio GPIO17=1" "$work/refused-key.log" && fail "the relay moved during a refused start"
+pass "a world-readable TLS key refused at start: $(grep -o 'tls_key: .*' "$work/refused-key.log")"
