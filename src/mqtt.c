@@ -369,34 +369,24 @@ static void *session_thread(void *arg)
 
 /* ---- loop side ---- */
 
-static int check_readable(const char *what, const char *path, char *err, size_t errlen)
+/* A file the TLS setup will read: it must open, and none of the `forbidden` mode bits may be set. The
+ * client key speaks for the site on the broker: a key anyone on the board can read is refused (S_IROTH).
+ * Its group may read it (Debian's convention: 0640 root:ssl-cert, the daemon's user in ssl-cert). */
+static int check_readable(const char *what, const char *path, mode_t forbidden, char *err, size_t errlen)
 {
     if (!path || !*path)
         return 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
         int r = -errno;
         snprintf(err, errlen, "[mqtt] %s: cannot read %s: %s", what, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return r;
     }
     close(fd);
-    return 0;
-}
-
-/* The client key speaks for the site on the broker: a key anyone on the board can read is refused. Its
- * group may read it (Debian's convention: 0640 root:ssl-cert, the daemon's user in ssl-cert). */
-static int check_private(const char *what, const char *path, char *err, size_t errlen)
-{
-    int r = check_readable(what, path, err, errlen);
-    if (r < 0 || !path || !*path)
-        return r;
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        r = -errno;
-        snprintf(err, errlen, "[mqtt] %s: cannot read %s: %s", what, path, strerror(errno));
-        return r;
-    }
-    if (st.st_mode & S_IROTH) {
+    if (st.st_mode & forbidden) {
         snprintf(err, errlen, "[mqtt] %s: %s is readable by others (mode %04o): refusing to use it; chmod 600 it",
                  what, path, (unsigned)(st.st_mode & 07777));
         return -EPERM;
@@ -443,9 +433,9 @@ int mqtt_new(const struct mqtt_params *p, const struct mqtt_ops *ops, void *user
         return -EINVAL;
     }
     int r;
-    if ((r = check_readable("tls_ca", p->tls_ca, err, errlen)) < 0 ||
-        (r = check_readable("tls_cert", p->tls_cert, err, errlen)) < 0 ||
-        (r = check_private("tls_key", p->tls_key, err, errlen)) < 0)
+    if ((r = check_readable("tls_ca", p->tls_ca, 0, err, errlen)) < 0 ||
+        (r = check_readable("tls_cert", p->tls_cert, 0, err, errlen)) < 0 ||
+        (r = check_readable("tls_key", p->tls_key, S_IROTH, err, errlen)) < 0)
         return r;
     pthread_once(&lib_once, lib_init);
 
