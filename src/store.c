@@ -1225,6 +1225,17 @@ static void create_private(const char *path)
     close(fd);
 }
 
+/* st->db on path, with extended result codes and the busy timeout every connection of ours has. */
+static int open_connection(struct store *st, const char *path, int oflags)
+{
+    int rc = sqlite3_open_v2(path, &st->db, oflags, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(st, rc, path);
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    return 0;
+}
+
 int store_open_ex(const char *path, unsigned flags, struct store **out, char *err, size_t err_size)
 {
     *out = NULL;
@@ -1265,13 +1276,8 @@ int store_open_ex(const char *path, unsigned flags, struct store **out, char *er
     int oflags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                  SQLITE_OPEN_URI;
     int r;
-    int rc = sqlite3_open_v2(path, &st->db, oflags, NULL);
-    if (rc != SQLITE_OK) {
-        r = db_fail(st, rc, path);
+    if ((r = open_connection(st, path, oflags)) < 0)
         goto fail;
-    }
-    sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
 
     /* WAL lets the CLI read while the daemon writes. synchronous=FULL because an access event or a
      * booking acknowledged at the door must survive the power cut that follows it. */
@@ -1283,13 +1289,8 @@ int store_open_ex(const char *path, unsigned flags, struct store **out, char *er
             goto fail;
         sqlite3_close_v2(st->db);
         st->db = NULL;
-        rc = sqlite3_open_v2(path, &st->db, oflags, NULL);
-        if (rc != SQLITE_OK) {
-            r = db_fail(st, rc, path);
+        if ((r = open_connection(st, path, oflags)) < 0)
             goto fail;
-        }
-        sqlite3_extended_result_codes(st->db, 1);
-        sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
         if ((r = db_exec(st, "PRAGMA locking_mode=EXCLUSIVE", "exclusive locking")) < 0 ||
             (r = db_exec(st, "PRAGMA journal_mode=WAL", "enabling WAL (exclusive)")) < 0)
             goto fail;
