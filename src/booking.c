@@ -14,6 +14,7 @@
 #include "access.h"
 #include "clock.h"
 #include "event.h"
+#include "log.h"
 
 const char *booking_refusal_name(enum booking_refusal r)
 {
@@ -53,9 +54,7 @@ static int refuse(struct booking_outcome *out, enum booking_refusal why, const c
     vsnprintf(out->detail, sizeof out->detail, fmt, ap);
     va_end(ap);
     /* Details may quote what was sent: printable ASCII only, valid UTF-8 in the reply, one log line. */
-    for (char *p = out->detail; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-            *p = '?';
+    log_printable(out->detail);
     return 0;
 }
 

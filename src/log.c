@@ -73,3 +73,11 @@ void log_msg(int priority, const char *fmt, ...)
     (void)w;
     errno = saved_errno;
 }
+
+char *log_printable(char *s)
+{
+    for (char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    return s;
+}

@@ -10,6 +10,11 @@ void log_init(const char *ident, int max_priority);  /* LOG_INFO by default; LOG
 void log_set_max_priority(int max_priority);
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Text that quotes outside input (an unknown key, a parser's complaint), made safe for one log line and
+ * for a JSON reply: every byte outside printable ASCII becomes '?', in place. Returns s. Library modules
+ * use it too: it writes nothing. */
+char *log_printable(char *s);
+
 #define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)

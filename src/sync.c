@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "log.h"
 #include "uid.h"
 
 static const char *version_key(enum sync_scope scope)
@@ -69,9 +70,7 @@ static int reject(struct sync_result *res, const char *fmt, ...)
     va_end(ap);
     /* The message may quote what was sent (an unknown key) and is cut to fit: printable ASCII only, so
      * it is always valid UTF-8 for the ack and one clean line in the log. */
-    for (char *p = res->error; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-            *p = '?';
+    log_printable(res->error);
     res->outcome = SYNC_REJECTED;
     return -EINVAL;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "log.h"
 
 static int fail(int r, char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int fail(int r, char *why, size_t why_len, const char *fmt, ...)
@@ -25,9 +26,7 @@ static int fail(int r, char *why, size_t why_len, const char *fmt, ...)
         va_end(ap);
         /* The reason may quote what was sent (an unknown key, jansson's "near '...'") and goes to the log:
          * printable ASCII only, so a key holding a line break cannot forge a log line of its own. */
-        for (char *p = why; *p; p++)
-            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-                *p = '?';
+        log_printable(why);
     }
     return r;
 }
